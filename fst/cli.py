@@ -1,0 +1,174 @@
+"""The `fst` command line. Argument parsing only: each command's module is imported when it runs,
+so `fst stylize` with an ONNX model never imports torch.
+
+User mistakes (FstError) print one line `fst: error: ...` and exit 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from fst import FstError, __version__
+
+VGG_HELP = "VGG16 loss-network weights: a Caffe-convention state_dict path, or 'torchvision' (default: $FST_VGG_WEIGHTS, else torchvision's download)"
+
+
+def _add_loss_args(p: argparse.ArgumentParser) -> None:
+    """The loss options shared by train and optimize (defaults: fst.losses.LossConfig)."""
+    g = p.add_argument_group("loss (see README: normalisations)")
+    g.add_argument("--style", action="append", required=True, metavar="IMAGE", help="style image; repeat to blend several")
+    g.add_argument("--style-weights", type=_floats, metavar="W,W,...", help="blend weights of the --style images")
+    g.add_argument("--style-size", type=int, metavar="PX", help="longest side of the style image(s): the style's scale")
+    g.add_argument("--content-weight", type=float, help="alpha (default 1)")
+    g.add_argument("--style-weight", type=float, help="beta (default 5)")
+    g.add_argument("--tv-weight", type=float, help="gamma, total variation (default 10)")
+    g.add_argument("--content-layer", help="VGG layer of the content term (default relu2_2)")
+    g.add_argument("--style-layers", help="VGG layers of the style term, optionally weighted: relu1_2,relu2_2:2,...")
+    g.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    p.add_argument("--amp", default="auto", help="autocast of the VGG passes: auto | bf16 | fp16 | off")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def _size_or_pixels(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+# command -> "module:function(args)"; imported only when that command runs.
+COMMANDS = {
+    "optimize": "fst.optimize:run",
+    "train": "fst.train:run",
+    "export": "fst.export:run",
+    "stylize": "fst.stylize:run",
+    "styles": "fst.styles:run_styles",
+    "gallery": "fst.styles:run_gallery",
+    "serve": "fst.server:run",
+    "bench": "fst.bench:run",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fst", description="Fast neural style transfer.")
+    parser.add_argument("--version", action="version", version=f"fst {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("optimize", help="classic per-image optimization (Gatys): the reference result")
+    p.add_argument("content", help="content image")
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
+    _add_loss_args(p)
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
+    p.add_argument("--iterations", type=_size_or_pixels, default=300, help="loss evaluations (default 300)")
+    p.add_argument("--lr", type=float, help="step size (L-BFGS default 1, Adam default 0.02)")
+    p.add_argument("--image-size", type=_size_or_pixels, default=256, help="longest side of the output (default 256)")
+    p.add_argument("--init", default="content", help="content | noise | PATH of an image to start from")
+    p.add_argument("--preserve-color", action="store_true", help="luminance-only transfer: keep the content's colours")
+    p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save OUTPUT_iterN.png every N evaluations")
+    p.add_argument("--json", action="store_true", help="print the final loss terms as JSON")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--max-pixels", type=_size_or_pixels, default=None, help="refuse larger images (default 100M)")
+
+    p = sub.add_parser("train", help="train a fast style network")
+    _add_loss_args(p)
+    p.add_argument("--data", metavar="DIR", help="folder of training photos (searched recursively)")
+    p.add_argument("--dataset", choices=["coco"], help="stream a COCO subset through `datasets` (online)")
+    p.add_argument("--limit", type=_size_or_pixels, default=2000, help="images to fetch with --dataset coco")
+    p.add_argument("--name", help="model name (default: the style file's name)")
+    p.add_argument("--output", help="final model (default checkpoints/NAME.pth)")
+    p.add_argument("--run-dir", help="checkpoints, previews and log (default runs/NAME)")
+    p.add_argument("--image-size", type=_size_or_pixels, default=256, help="training crop size (default 256)")
+    p.add_argument("--batch-size", type=_size_or_pixels, default=4)
+    p.add_argument("--epochs", type=_size_or_pixels, default=2)
+    p.add_argument("--steps", type=_size_or_pixels, help="train this many steps (overrides --epochs)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--channels", type=_size_or_pixels, help="width of the first layer (default 16; Johnson: 32)")
+    p.add_argument("--res-blocks", type=int, help="residual blocks (default 5)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    p.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run exactly where it stopped")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing final model")
+
+    p = sub.add_parser("export", help="export a trained model to ONNX and verify it")
+    p.add_argument("model", help="a .pth model from fst train")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--fp16", action="store_true", help="also write NAME.fp16.onnx (fp16 weights)")
+    p.add_argument("--int8", action="store_true", help="also write NAME.int8.onnx (static int8, calibrated on photos)")
+    p.add_argument("--calibration", metavar="DIR", help="photos for int8 calibration (default: tests' photos)")
+    p.add_argument("--tolerance", type=float, default=0.05, help="largest allowed |ORT - PyTorch| on the 0..255 scale")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("stylize", help="stylize images with a trained or shipped model")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-m", "--model", help="shipped style name, .pth or .onnx (default: the default shipped style)")
+    p.add_argument("-o", "--output", help="output file (one input) or folder (default: NAME_STYLE.png beside each input)")
+    p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--max-size", type=_size_or_pixels, help="downscale so the longest side is at most this")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1, blend with the original")
+    p.add_argument("--preserve-color", action="store_true", help="stylized luminance, original colours")
+    p.add_argument("--tile", type=int, default=0, metavar="N", help="stylize in overlapping N-pixel tiles (huge images)")
+    p.add_argument("--format", choices=["png", "jpg", "webp"], help="output format for folder outputs (default png)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--max-pixels", type=_size_or_pixels, default=None, help="refuse larger images (default 100M)")
+
+    p = sub.add_parser("styles", help="list the shipped styles")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("gallery", help="one photo through every shipped style, for README")
+    p.add_argument("photo", help="the photo")
+    p.add_argument("-o", "--output", default="export/gallery", help="folder (default export/gallery)")
+    p.add_argument("--size", type=_size_or_pixels, default=384, help="longest side (default 384)")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("serve", help="HTTP inference server with a web page")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--models", metavar="DIR", help="folder of .onnx models (default: the shipped export/)")
+    p.add_argument("--workers", type=_size_or_pixels, default=2, help="inference threads (concurrent requests)")
+    p.add_argument("--queue", type=int, default=16, help="requests allowed to wait; more get 503")
+    p.add_argument("--max-body", type=_size_or_pixels, default=20 * 1024 * 1024, help="bytes (default 20 MiB)")
+    p.add_argument("--max-pixels", type=_size_or_pixels, default=25_000_000, help="input pixels (default 25M)")
+    p.add_argument("--max-size", type=_size_or_pixels, default=2048, help="largest output side (default 2048)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+
+    p = sub.add_parser("bench", help="measure speed against the plain implementation")
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats (CI)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--model", help="model to time (default: the default shipped style)")
+    p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
+    p.add_argument("--repeats", type=int, help="timed repeats per figure")
+    p.add_argument("--only", help="comma list of sections: stylize,train,optimize,peak")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        module_name, function = COMMANDS[args.command].split(":")
+        return int(getattr(importlib.import_module(module_name), function)(args) or 0)
+    except FstError as e:
+        print(f"fst: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fst: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("fst: error: out of memory (try a smaller --image-size, --max-size or --tile)", file=sys.stderr)
+        return 2

@@ -1,0 +1,259 @@
+"""Reading, writing and colour handling of images; every command goes through here.
+
+Only numpy and Pillow: `fst stylize` on an ONNX model must not pay for importing torch.
+
+Conventions: an RGB image is a float32 numpy array of shape (3, H, W) with values in [0, 1];
+an alpha channel, when present, is float32 (H, W) in [0, 1] and is kept aside.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fst import FstError
+
+# Pillow's own decompression-bomb guard fires at ~89 MP; we use our own, explicit limit
+# (raised with --max-pixels) and check it from the header, before anything is decoded.
+DEFAULT_MAX_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = None
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm"}
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+@dataclass
+class LoadedImage:
+    rgb: np.ndarray  # float32 (3, H, W) in [0, 1]
+    alpha: np.ndarray | None  # float32 (H, W) in [0, 1], or None
+    path: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as Pillow counts."""
+        return self.rgb.shape[2], self.rgb.shape[1]
+
+
+def _open_checked(path: str | os.PathLike, max_pixels: int) -> Image.Image:
+    """Open and fully decode an image, refusing anything that is not a sane picture."""
+    name = str(path)
+    if not os.path.exists(name):
+        raise FstError(f"{name}: no such file")
+    if os.path.isdir(name):
+        raise FstError(f"{name}: is a folder, not an image")
+    try:
+        img = Image.open(name)
+    except UnidentifiedImageError:
+        raise FstError(f"{name}: not an image Pillow can read") from None
+    except OSError as e:
+        raise FstError(f"{name}: cannot open image ({e})") from None
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise FstError(f"{name}: image has zero size ({w}x{h})")
+    if w * h > max_pixels:
+        raise FstError(
+            f"{name}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
+            f"(raise it with --max-pixels if the file is trusted)"
+        )
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError) as e:
+        raise FstError(f"{name}: broken or truncated image ({e})") from None
+    return img
+
+
+def _to_float_channels(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pillow image of any mode -> (rgb (3,H,W), alpha (H,W) or None), float32 in [0, 1]."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit (or 32-bit) greyscale: Pillow's convert("RGB") would clip at 255.
+        grey = np.asarray(img, dtype=np.float32)
+        scale = 65535.0 if (mode.startswith("I;16") or grey.max() > 255) else 255.0
+        if mode == "F":
+            scale = max(1.0, float(grey.max()))
+        grey = np.clip(grey / scale, 0.0, 1.0)
+        return np.repeat(grey[None], 3, axis=0), None
+    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        arr = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        return np.ascontiguousarray(arr[..., :3].transpose(2, 0, 1)), arr[..., 3].copy()
+    # CMYK, YCbCr, L, 1, P and RGB: Pillow's conversion to RGB is correct for these.
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return np.ascontiguousarray(arr.transpose(2, 0, 1)), None
+
+
+def _target_size(w: int, h: int, long_side: int | None, size: tuple[int, int] | None):
+    if size is not None:
+        return size
+    if long_side is not None and max(w, h) != long_side:
+        scale = long_side / max(w, h)
+        return max(1, round(w * scale)), max(1, round(h * scale))
+    return w, h
+
+
+def load_image(
+    path: str | os.PathLike,
+    long_side: int | None = None,
+    size: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> LoadedImage:
+    """Read an image as RGB float (3, H, W) in [0, 1], EXIF orientation applied.
+
+    long_side: resize so the longer side has this many pixels; size: exact (width, height).
+    """
+    img = _open_checked(path, max_pixels)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a corrupt EXIF block must not lose the picture
+        pass
+    target = _target_size(*img.size, long_side, size)
+    if target != img.size:
+        if img.mode not in ("RGB", "RGBA", "L", "LA"):
+            rgb, alpha = _to_float_channels(img)
+            img = Image.fromarray((rgb.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8))
+            if alpha is not None:
+                img.putalpha(Image.fromarray((alpha * 255 + 0.5).astype(np.uint8)))
+        img = img.resize(target, Image.Resampling.LANCZOS)
+    rgb, alpha = _to_float_channels(img)
+    return LoadedImage(rgb, alpha, str(path))
+
+
+def resize_array(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float (C, H, W) array to (width, height) with Lanczos, channel by channel."""
+    if (rgb.shape[2], rgb.shape[1]) == tuple(size):
+        return rgb
+    return np.stack(
+        [np.asarray(Image.fromarray(c.astype(np.float32), "F").resize(size, Image.Resampling.LANCZOS)) for c in rgb]
+    )
+
+
+def to_uint8_hwc(rgb: np.ndarray) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8, rounded."""
+    return (np.clip(rgb, 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    img = Image.fromarray(to_uint8_hwc(rgb), "RGB")
+    if alpha is not None:
+        img.putalpha(Image.fromarray((np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8), "L"))
+    return img
+
+
+def encode_image(
+    rgb: np.ndarray, fmt: str, alpha: np.ndarray | None = None, quality: int = 92, metadata: dict | None = None
+) -> bytes:
+    """Encode to PNG, JPEG or WEBP bytes (JPEG drops alpha). metadata: PNG text chunks / JPEG comment."""
+    import io
+
+    from PIL import PngImagePlugin
+
+    fmt = fmt.upper().replace("JPG", "JPEG")
+    if fmt not in ("PNG", "JPEG", "WEBP"):
+        raise FstError(f"unsupported output format {fmt!r} (use png, jpeg or webp)")
+    img = to_pil(rgb, None if fmt == "JPEG" else alpha)
+    options: dict = {"quality": quality} if fmt != "PNG" else {}
+    if metadata and fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        for key, value in metadata.items():
+            info.add_text(key, value)
+        options["pnginfo"] = info
+    elif metadata and fmt == "JPEG":
+        options["comment"] = "\n".join(f"{k}: {v}" for k, v in metadata.items()).encode()
+    buf = io.BytesIO()
+    img.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool = False) -> str:
+    """Refuse an output path that would silently destroy a file, or has an unknown extension."""
+    path = str(path)
+    ext = Path(path).suffix.lower()
+    if ext not in SAVE_FORMATS:
+        raise FstError(f"{path}: unknown output extension {ext or '(none)'!r} (use .png, .jpg or .webp)")
+    if os.path.exists(path) and not overwrite:
+        raise FstError(f"{path}: already exists (pass --overwrite to replace it)")
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write via a temporary file in the same folder, then rename: no half-written outputs."""
+    path = str(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".fst-", suffix=Path(path).suffix, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_image(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None = None,
+    overwrite: bool = False,
+    quality: int = 92,
+    metadata: dict | None = None,
+) -> None:
+    """Save (3, H, W) [0, 1] as PNG/JPEG/WebP by extension, atomically, never clobbering."""
+    path = check_writable(path, overwrite)
+    atomic_write_bytes(path, encode_image(rgb, SAVE_FORMATS[Path(path).suffix.lower()], alpha, quality, metadata))
+
+
+# Luminance-only transfer (Gatys et al. 2016, "Preserving colour in neural artistic style
+# transfer"): keep the stylized luminance Y, take the chrominance (I, Q) of the original.
+_RGB_TO_YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
+    dtype=np.float32,
+)
+_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
+
+
+def preserve_color(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    """(3, H, W) x2 in [0, 1] -> stylized luminance with the original's colours, (3, H, W)."""
+    if original.shape != stylized.shape:
+        original = resize_array(original, (stylized.shape[2], stylized.shape[1]))
+    yiq_s = np.tensordot(_RGB_TO_YIQ, stylized, axes=1)
+    yiq_o = np.tensordot(_RGB_TO_YIQ, original, axes=1)
+    mixed = np.concatenate([yiq_s[:1], yiq_o[1:]], axis=0)
+    return np.clip(np.tensordot(_YIQ_TO_RGB, mixed, axes=1), 0.0, 1.0).astype(np.float32)
+
+
+def find_images(inputs: list[str], recursive: bool = True) -> list[str]:
+    """Expand files, folders (searched recursively) and glob patterns into image paths.
+
+    Folders yield only files with an image extension; a file named explicitly is kept whatever
+    its extension (it will be rejected later with a clear message if it is not an image).
+    """
+    found: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            for root, dirs, files in os.walk(item):
+                dirs.sort()
+                if not recursive:
+                    dirs.clear()
+                found += [
+                    os.path.join(root, f)
+                    for f in sorted(files)
+                    if Path(f).suffix.lower() in IMAGE_EXTENSIONS and not f.startswith(".")
+                ]
+        elif os.path.exists(item):
+            found.append(item)
+        elif glob.has_magic(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise FstError(f"{item}: pattern matches no file")
+            found += find_images(matches, recursive)
+        else:
+            raise FstError(f"{item}: no such file or folder")
+    return found

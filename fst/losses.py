@@ -1,0 +1,194 @@
+"""The perceptual loss of the method, shared by `fst train` and `fst optimize`.
+
+    J = alpha * J_content + beta * J_style + gamma * J_tv
+
+Plain definitions (Gatys; Johnson et al.), for activations a[l] of shape (C, H, W) at layer l:
+    J_content = || a[l](C) - a[l](G) ||^2                              at one layer (relu2_2)
+    G[l]_kk'  = sum_ij a[l]_kij * a[l]_k'ij                            the Gram matrix
+    J_style   = sum_l sum_kk' (G[l](S) - G[l](G))^2                    over relu1_2 relu2_2 relu3_3 relu4_3
+
+Normalisations used here, so that one set of default weights behaves the same at any image size,
+batch size and VGG weight convention (Caffe features are ~50x torchvision's, which would move the
+plain content term by ~50^2 and the style term by ~50^4):
+    Gram:     G^[l] = G[l] / (C*H*W)                   (size-independent for a stationary texture)
+    content:  J_content = mean((a(C) - a(G))^2) / mean(a(C)^2)       means over N, C, H, W
+    style:    J_style_l = mean_kk'((G^(S) - G^(G))^2) / mean_kk'(G^(S)^2)     mean over N too
+              J_style   = sum_l w_l * J_style_l ,  per-layer weights w_l normalised to sum to 1
+    TV:       J_tv = mean((x[i+1,j] - x[i,j])^2) + mean((x[i,j+1] - x[i,j])^2)  on RGB in [0, 1]
+The denominators are detached constants (the target's energy): each term is the plain term up to
+a positive factor, so minimizing it is minimizing the method's loss with re-scaled alpha, beta;
+and each is dimensionless, so scaling all features by s changes nothing.
+Reported terms are the weighted ones: total = content + style + tv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from fst import FstError
+from fst.vgg import LAYER_NAMES, LossNetwork
+
+DEFAULT_CONTENT_LAYER = "relu2_2"
+DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+@dataclass
+class LossConfig:
+    content_weight: float = 1.0  # alpha
+    style_weight: float = 5.0  # beta
+    tv_weight: float = 10.0  # gamma
+    content_layer: str = DEFAULT_CONTENT_LAYER
+    style_layers: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in DEFAULT_STYLE_LAYERS})
+
+    @classmethod
+    def from_args(cls, args) -> "LossConfig":
+        """Loss options given on the command line over the defaults."""
+        cfg = cls()
+        for name in ("content_weight", "style_weight", "tv_weight", "content_layer"):
+            if getattr(args, name, None) is not None:
+                setattr(cfg, name, getattr(args, name))
+        if getattr(args, "style_layers", None):
+            cfg.style_layers = parse_style_layers(args.style_layers)
+        return cfg
+
+    def as_dict(self) -> dict:
+        return {
+            "content_weight": self.content_weight,
+            "style_weight": self.style_weight,
+            "tv_weight": self.tv_weight,
+            "content_layer": self.content_layer,
+            "style_layers": dict(self.style_layers),
+        }
+
+
+def parse_style_layers(text: str) -> dict[str, float]:
+    """'relu1_2,relu2_2:2' -> {'relu1_2': 1.0, 'relu2_2': 2.0}."""
+    layers = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition(":")
+        try:
+            layers[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise FstError(f"--style-layers: bad weight in {part!r} (use NAME or NAME:WEIGHT)") from None
+    return layers
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C), G_kk' = sum_ij a_kij a_k'ij / (C H W)."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(generated: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Relative squared error of features, (N, C, H, W) x2 -> scalar."""
+    return (generated - content).pow(2).mean() / content.detach().pow(2).mean().clamp_min(1e-12)
+
+
+def style_layer_loss(generated_gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """(N, C, C) against target (C, C) -> (N,): relative squared error of Gram matrices per image."""
+    diff = (generated_gram - target_gram.unsqueeze(0)).pow(2).mean(dim=(1, 2))
+    return diff / target_gram.detach().pow(2).mean().clamp_min(1e-20)
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] -> scalar; mean squared difference of neighbouring pixels."""
+    dy = (image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2).mean()
+    dx = (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2).mean()
+    return dx + dy
+
+
+class PerceptualLoss(nn.Module):
+    """The loss J for a fixed blend of style images, with their Gram targets computed once."""
+
+    def __init__(
+        self,
+        net: LossNetwork,
+        style_images: list[torch.Tensor],
+        config: LossConfig | None = None,
+        style_blend: list[float] | None = None,
+        amp_dtype: torch.dtype | None = None,
+    ):
+        """style_images: each (1, 3, H, W) RGB in [0, 1] (sizes may differ); style_blend: weights."""
+        super().__init__()
+        self.net = net
+        self.config = config or LossConfig()
+        self.amp_dtype = amp_dtype
+        blend = style_blend or [1.0] * len(style_images)
+        if len(blend) != len(style_images):
+            raise ValueError("one blend weight per style image")
+        unknown = (set(self.config.style_layers) | {self.config.content_layer}) - set(LAYER_NAMES)
+        if unknown:
+            raise FstError(f"unknown VGG layer(s): {', '.join(sorted(unknown))} (e.g. relu2_2)")
+        total_layer_weight = sum(self.config.style_layers.values())
+        if not self.config.style_layers or total_layer_weight <= 0:
+            raise FstError("style layers need positive weights")
+        self.layer_weights = {k: v / total_layer_weight for k, v in self.config.style_layers.items()}
+        self.layers = sorted(set(self.layer_weights) | {self.config.content_layer}, key=LAYER_NAMES.index)
+        # Target Gram matrices: the blend of each style's Gram, fp32, no grad. (C, C) per layer.
+        targets = {name: 0.0 for name in self.layer_weights}
+        with torch.no_grad():
+            for image, weight in zip(style_images, blend):
+                feats = self._features(image, list(self.layer_weights))
+                for name in targets:
+                    targets[name] = targets[name] + gram_matrix(feats[name])[0] * (weight / sum(blend))
+        for i, name in enumerate(self.layer_weights):
+            self.register_buffer(f"target_{i}", targets[name])
+        self.target_grams = {name: getattr(self, f"target_{i}") for i, name in enumerate(self.layer_weights)}
+
+    def _autocast(self, device_type: str):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device_type, dtype=self.amp_dtype)
+
+    def _features(self, x: torch.Tensor, layers: list[str], keep_rows_after=None) -> dict[str, torch.Tensor]:
+        with self._autocast(x.device.type):
+            feats = self.net(x, layers, keep_rows_after)
+        # Grams and differences in fp32 whatever the VGG pass ran in.
+        return {k: v.float() for k, v in feats.items()}
+
+    def style_loss_per_image(self, images: torch.Tensor, feats: dict | None = None) -> torch.Tensor:
+        """(N, 3, H, W) -> (N,): beta * sum_l w_l J_style_l, per image (unreduced style term)."""
+        if feats is None:
+            feats = self._features(images, list(self.layer_weights))
+        n = images.shape[0]
+        per_image = sum(
+            w * style_layer_loss(gram_matrix(feats[name][:n]), self.target_grams[name])
+            for name, w in self.layer_weights.items()
+        )
+        return self.config.style_weight * per_image
+
+    def content_target(self, content: torch.Tensor) -> torch.Tensor:
+        """Content features, computed once when the content is fixed (optimize)."""
+        with torch.no_grad():
+            return self._features(content, [self.config.content_layer])[self.config.content_layer]
+
+    def forward(
+        self, generated: torch.Tensor, content: torch.Tensor | None = None, content_features: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """generated, content: (N, 3, H, W) RGB in [0, 1] -> weighted terms and their total.
+
+        With `content`, both go through VGG as one batch up to the content layer and only the
+        generated rows go deeper (training). With `content_features` (from content_target), the
+        content image is not run again (optimize). With neither, there is no content term.
+        """
+        cfg = self.config
+        n = generated.shape[0]
+        terms = {}
+        if content is None:
+            feats = self._features(generated, self.layers if content_features is not None else list(self.layer_weights))
+            if content_features is not None:
+                terms["content"] = cfg.content_weight * content_loss(feats[cfg.content_layer], content_features)
+        else:
+            x = torch.cat([generated, content.to(generated.dtype)], dim=0)
+            feats = self._features(x, self.layers, keep_rows_after=(cfg.content_layer, n))
+            c = feats[cfg.content_layer]
+            terms["content"] = cfg.content_weight * content_loss(c[:n], c[n:])
+        terms["style"] = self.style_loss_per_image(generated, feats).mean()
+        terms["tv"] = cfg.tv_weight * tv_loss(generated)
+        terms["total"] = sum(terms.values())
+        return terms

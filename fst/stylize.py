@@ -1,0 +1,224 @@
+"""`fst stylize`: run a trained network on images, through ONNX Runtime (default) or PyTorch.
+
+This module imports neither torch nor onnxruntime at import time: the ONNX path never loads
+torch at all (start-up is part of the latency users time).
+
+Images here are float32 (3, H, W) RGB in [0, 1]; the ONNX model's own convention is 0..255.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fst import FstError
+from fst.images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    SAVE_FORMATS,
+    check_writable,
+    find_images,
+    load_image,
+    preserve_color,
+    resize_array,
+    save_image,
+)
+from fst.styles import resolve_model
+
+MIN_SIDE = 5  # the network's 9x9 reflection padding needs more than 4 pixels a side
+
+
+class OnnxStylizer:
+    """An ONNX Runtime session over an fst model; CUDA when available, else CPU."""
+
+    def __init__(self, model: str | bytes, device: str = "auto", threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        available = ort.get_available_providers()
+        providers = ["CPUExecutionProvider"]
+        if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
+            providers.insert(0, "CUDAExecutionProvider")
+        elif device == "cuda":
+            raise FstError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+        try:
+            self.session = ort.InferenceSession(model, options, providers=providers)
+        except Exception as e:
+            name = model if isinstance(model, str) else "model"
+            raise FstError(f"{name}: not a loadable ONNX model ({str(e).splitlines()[0][:160]})") from None
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.name = self.metadata.get("fst.style", "")
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """(3, H, W) [0, 1] -> (3, H, W) [0, 1]."""
+        out = self.session.run(None, {"input": (rgb[None] * 255.0).astype(np.float32)})[0][0]
+        return out / 255.0
+
+
+class TorchStylizer:
+    """The same network in eager PyTorch (--backend torch)."""
+
+    def __init__(self, path: str, device: str = "auto"):
+        import torch
+
+        from fst.runtime import pick_device
+        from fst.train import load_model
+
+        self.torch = torch
+        self.device = pick_device(device)
+        self.net, meta = load_model(path, self.device)
+        self.metadata = {"fst.style": meta.get("name", ""), "fst.architecture": json.dumps(meta.get("architecture", {}))}
+        self.name = meta.get("name", "")
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            x = self.torch.from_numpy(np.ascontiguousarray(rgb))[None].to(self.device)
+            return self.net(x)[0].float().cpu().numpy()
+
+
+def load_stylizer(spec: str | None, backend: str = "onnx", device: str = "auto"):
+    """A shipped style name, a .pth or an .onnx -> a callable stylizer."""
+    path = resolve_model(spec, backend)
+    if path.endswith(".onnx"):
+        if backend == "torch":
+            raise FstError(f"{path}: --backend torch needs a .pth model (the ONNX file runs on onnxruntime)")
+        return OnnxStylizer(path, device)
+    if backend == "torch":
+        return TorchStylizer(path, device)
+    # A .pth on the ONNX Runtime backend: export it in memory first.
+    from fst.export import to_onnx_bytes
+    from fst.train import load_model
+
+    net, meta = load_model(path)
+    stylizer = OnnxStylizer(to_onnx_bytes(net), device)
+    stylizer.name = meta.get("name", "")
+    return stylizer
+
+
+def _ramp(length: int, overlap_before: int, overlap_after: int) -> np.ndarray:
+    """1-D feathering weights: linear ramps over the overlaps, 1 in between."""
+    w = np.ones(length, dtype=np.float32)
+    if overlap_before:
+        w[:overlap_before] = np.linspace(0, 1, overlap_before + 2, dtype=np.float32)[1:-1]
+    if overlap_after:
+        w[length - overlap_after :] = np.linspace(1, 0, overlap_after + 2, dtype=np.float32)[1:-1]
+    return w
+
+
+def stylize_tiled(stylizer, rgb: np.ndarray, tile: int, overlap: int | None = None, guide_side: int = 768) -> np.ndarray:
+    """Stylize a large (3, H, W) image in overlapping tiles, in memory bounded by the tile size.
+
+    Instance norm normalises each tile by its own statistics, so tiles would differ in tone. A
+    guide pass stylizes the whole image downscaled to `guide_side`; each tile's per-channel mean
+    and standard deviation are then matched to the guide's over the same region, and the tiles are
+    blended with linear feathering over their overlaps (no seams).
+    """
+    _, h, w = rgb.shape
+    tile = max(64, tile - tile % 4)
+    overlap = overlap if overlap is not None else max(16, tile // 8)
+    overlap -= overlap % 4
+    if h <= tile and w <= tile:
+        return stylizer(rgb)
+    scale = min(1.0, guide_side / max(h, w))
+    gw, gh = max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))
+    guide = stylizer(resize_array(rgb, (gw, gh)))
+    out = np.zeros_like(rgb)
+    weight = np.zeros((h, w), dtype=np.float32)
+    step = tile - overlap
+    tops = list(range(0, max(h - tile, 0) + 1, step))
+    lefts = list(range(0, max(w - tile, 0) + 1, step))
+    if tops[-1] + tile < h:
+        tops.append(h - tile)
+    if lefts[-1] + tile < w:
+        lefts.append(w - tile)
+    for top in tops:
+        for left in lefts:
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            styled = stylizer(rgb[:, top:bottom, left:right])
+            # The guide over this tile's region, at the tile's size.
+            g = guide[:, int(top * scale) : max(int(top * scale) + 1, round(bottom * scale)),
+                      int(left * scale) : max(int(left * scale) + 1, round(right * scale))]
+            g = resize_array(g, (right - left, bottom - top))
+            s_mean, s_std = styled.mean(axis=(1, 2), keepdims=True), styled.std(axis=(1, 2), keepdims=True)
+            g_mean, g_std = g.mean(axis=(1, 2), keepdims=True), g.std(axis=(1, 2), keepdims=True)
+            gain = np.clip(g_std / np.maximum(s_std, 1e-4), 0.5, 2.0)
+            styled = np.clip((styled - s_mean) * gain + g_mean, 0.0, 1.0)
+            wy = _ramp(bottom - top, overlap if top > 0 else 0, overlap if bottom < h else 0)
+            wx = _ramp(right - left, overlap if left > 0 else 0, overlap if right < w else 0)
+            wmap = wy[:, None] * wx[None, :]
+            out[:, top:bottom, left:right] += styled * wmap
+            weight[top:bottom, left:right] += wmap
+    return out / np.maximum(weight, 1e-6)
+
+
+def stylize_array(stylizer, rgb: np.ndarray, strength: float = 1.0, preserve_colors: bool = False, tile: int = 0) -> np.ndarray:
+    """The whole per-image pipeline on a (3, H, W) [0, 1] array."""
+    if min(rgb.shape[1:]) < MIN_SIDE:
+        raise FstError(f"{rgb.shape[2]}x{rgb.shape[1]} is too small (at least {MIN_SIDE} px a side)")
+    out = stylize_tiled(stylizer, rgb, tile) if tile else stylizer(rgb)
+    if preserve_colors:
+        out = preserve_color(rgb, out)
+    if strength < 1.0:
+        out = strength * out + (1.0 - strength) * rgb
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _output_paths(inputs: list[str], output: str | None, style: str, fmt: str | None) -> list[str]:
+    ext = "." + (fmt or "png")
+    if output is None:
+        return [str(Path(p).with_name(f"{Path(p).stem}_{style}{ext}")) for p in inputs]
+    if len(inputs) == 1 and Path(output).suffix.lower() in SAVE_FORMATS and not os.path.isdir(output):
+        return [output]
+    if Path(output).suffix.lower() in IMAGE_EXTENSIONS:
+        raise FstError(f"{output}: several inputs need an output folder, not a file")
+    os.makedirs(output, exist_ok=True)
+    names = [f"{Path(p).stem}{ext}" for p in inputs]
+    if len(set(names)) != len(names):  # same file name in different sub-folders
+        names = [f"{i:04d}_{n}" for i, n in enumerate(names)]
+    return [os.path.join(output, n) for n in names]
+
+
+def run(args) -> int:
+    if not 0.0 <= args.strength <= 1.0:
+        raise FstError("--strength must be between 0 and 1")
+    if args.tile and args.tile < 64:
+        raise FstError("--tile must be at least 64 pixels")
+    inputs = find_images(args.inputs)
+    if not inputs:
+        raise FstError("no input images found")
+    stylizer = load_stylizer(args.model, args.backend, args.device)
+    style = stylizer.name or "styled"
+    outputs = _output_paths(inputs, args.output, style, args.format)
+    for out in outputs:  # refuse to clobber before spending any time
+        check_writable(out, args.overwrite)
+    failed = 0
+    from tqdm import tqdm
+
+    for src, dst in tqdm(list(zip(inputs, outputs)), unit="img", disable=len(inputs) < 2, desc="stylize"):
+        try:
+            image = load_image(src, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+            rgb, alpha = image.rgb, image.alpha
+            if args.max_size and max(image.size) > args.max_size:
+                image = load_image(src, long_side=args.max_size, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+                rgb, alpha = image.rgb, image.alpha
+            out = stylize_array(stylizer, rgb, args.strength, args.preserve_color, args.tile)
+            save_image(dst, out, alpha, overwrite=args.overwrite)
+            if len(inputs) == 1:
+                print(f"saved {dst}")
+        except FstError as e:
+            failed += 1
+            message = str(e) if str(e).startswith(src) else f"{src}: {e}"
+            print(f"fst: error: {message}", file=sys.stderr)
+    if failed:
+        print(f"fst: {failed} of {len(inputs)} image(s) failed", file=sys.stderr)
+        return 1
+    if len(inputs) > 1:
+        print(f"saved {len(inputs)} images to {args.output or 'their folders'}")
+    return 0
