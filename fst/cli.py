@@ -62,8 +62,15 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line like every other fst error."""
+
+    def error(self, message: str):
+        self.exit(2, f"fst: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fst", description="Fast neural style transfer.")
+    parser = Parser(prog="fst", description="Fast neural style transfer.")
     parser.add_argument("--version", action="version", version=f"fst {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -73,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_loss_args(p)
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     p.add_argument("--iterations", type=_size_or_pixels, default=300, help="loss evaluations (default 300)")
-    p.add_argument("--lr", type=float, help="step size (L-BFGS default 1, Adam default 0.02)")
+    p.add_argument("--lr", type=float, help="step size (L-BFGS default 1, Adam default 0.05)")
     p.add_argument("--image-size", type=_size_or_pixels, default=256, help="longest side of the output (default 256)")
     p.add_argument("--init", default="content", help="content | noise | PATH of an image to start from")
     p.add_argument("--preserve-color", action="store_true", help="luminance-only transfer: keep the content's colours")
@@ -146,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=_size_or_pixels, default=25_000_000, help="input pixels (default 25M)")
     p.add_argument("--max-size", type=_size_or_pixels, default=2048, help="largest output side (default 2048)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--threads", type=_size_or_pixels, help="ONNX Runtime intra-op threads per inference (default: cores / workers)")
 
     p = sub.add_parser("bench", help="measure speed against the plain implementation")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (CI)")

@@ -13,6 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -28,6 +29,18 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
+class NotAnImageError(FstError):
+    """The data is not in any image format Pillow can read."""
+
+
+class BrokenImageError(FstError):
+    """A readable header, but the image cannot be decoded (truncated, corrupt, zero size)."""
+
+
+class TooManyPixelsError(FstError):
+    """The header announces more pixels than the caller's limit; nothing was decoded."""
+
+
 @dataclass
 class LoadedImage:
     rgb: np.ndarray  # float32 (3, H, W) in [0, 1]
@@ -40,31 +53,40 @@ class LoadedImage:
         return self.rgb.shape[2], self.rgb.shape[1]
 
 
-def _open_checked(path: str | os.PathLike, max_pixels: int) -> Image.Image:
-    """Open and fully decode an image, refusing anything that is not a sane picture."""
-    name = str(path)
-    if not os.path.exists(name):
-        raise FstError(f"{name}: no such file")
-    if os.path.isdir(name):
-        raise FstError(f"{name}: is a folder, not an image")
+def _open_checked(path: str | os.PathLike | BinaryIO, max_pixels: int) -> Image.Image:
+    """Open and fully decode an image, refusing anything that is not a sane picture.
+
+    `path` may also be a binary file-like object (e.g. io.BytesIO of an upload); its name is
+    its `name` attribute, else "image".
+    """
+    if hasattr(path, "read"):
+        name = str(getattr(path, "name", "") or "image")
+        source = path
+    else:
+        name = str(path)
+        if not os.path.exists(name):
+            raise FstError(f"{name}: no such file")
+        if os.path.isdir(name):
+            raise FstError(f"{name}: is a folder, not an image")
+        source = name
     try:
-        img = Image.open(name)
+        img = Image.open(source)
     except UnidentifiedImageError:
-        raise FstError(f"{name}: not an image Pillow can read") from None
+        raise NotAnImageError(f"{name}: not an image Pillow can read") from None
     except OSError as e:
-        raise FstError(f"{name}: cannot open image ({e})") from None
+        raise BrokenImageError(f"{name}: cannot open image ({e})") from None
     w, h = img.size
     if w <= 0 or h <= 0:
-        raise FstError(f"{name}: image has zero size ({w}x{h})")
+        raise BrokenImageError(f"{name}: image has zero size ({w}x{h})")
     if w * h > max_pixels:
-        raise FstError(
+        raise TooManyPixelsError(
             f"{name}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
             f"(raise it with --max-pixels if the file is trusted)"
         )
     try:
         img.load()
     except (OSError, SyntaxError, ValueError) as e:
-        raise FstError(f"{name}: broken or truncated image ({e})") from None
+        raise BrokenImageError(f"{name}: broken or truncated image ({e})") from None
     return img
 
 
@@ -98,13 +120,14 @@ def _target_size(w: int, h: int, long_side: int | None, size: tuple[int, int] | 
 
 
 def load_image(
-    path: str | os.PathLike,
+    path: str | os.PathLike | BinaryIO,
     long_side: int | None = None,
     size: tuple[int, int] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> LoadedImage:
     """Read an image as RGB float (3, H, W) in [0, 1], EXIF orientation applied.
 
+    path: a file path, or a binary file-like object (an upload in memory).
     long_side: resize so the longer side has this many pixels; size: exact (width, height).
     """
     img = _open_checked(path, max_pixels)
@@ -113,15 +136,14 @@ def load_image(
     except Exception:  # a corrupt EXIF block must not lose the picture
         pass
     target = _target_size(*img.size, long_side, size)
-    if target != img.size:
-        if img.mode not in ("RGB", "RGBA", "L", "LA"):
-            rgb, alpha = _to_float_channels(img)
-            img = Image.fromarray((rgb.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8))
-            if alpha is not None:
-                img.putalpha(Image.fromarray((alpha * 255 + 0.5).astype(np.uint8)))
-        img = img.resize(target, Image.Resampling.LANCZOS)
+    if target != img.size and img.mode in ("RGB", "RGBA", "L", "LA"):
+        img = img.resize(target, Image.Resampling.LANCZOS)  # 8-bit: Pillow's fast path
     rgb, alpha = _to_float_channels(img)
-    return LoadedImage(rgb, alpha, str(path))
+    if target != (rgb.shape[2], rgb.shape[1]):  # 16-bit, CMYK, palette...: resize in float, no 8-bit step
+        rgb = np.clip(resize_array(rgb, target), 0.0, 1.0)
+        alpha = None if alpha is None else np.clip(resize_array(alpha[None], target)[0], 0.0, 1.0)
+    name = str(getattr(path, "name", "") or "image") if hasattr(path, "read") else str(path)
+    return LoadedImage(rgb, alpha, name)
 
 
 def resize_array(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -148,8 +148,8 @@ class PerceptualLoss(nn.Module):
     def _features(self, x: torch.Tensor, layers: list[str], keep_rows_after=None) -> dict[str, torch.Tensor]:
         with self._autocast(x.device.type):
             feats = self.net(x, layers, keep_rows_after)
-        # Grams and differences in fp32 whatever the VGG pass ran in.
-        return {k: v.float() for k, v in feats.items()}
+        # Grams and differences in fp32 whatever the VGG pass ran in (fp64 stays fp64).
+        return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in feats.items()}
 
     def style_loss_per_image(self, images: torch.Tensor, feats: dict | None = None) -> torch.Tensor:
         """(N, 3, H, W) -> (N,): beta * sum_l w_l J_style_l, per image (unreduced style term)."""

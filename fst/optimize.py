@@ -33,8 +33,14 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 def check_min_side(rgb: np.ndarray, path: str) -> None:
-    if min(rgb.shape[1:]) < MIN_SIDE:
-        raise FstError(f"{path}: {rgb.shape[2]}x{rgb.shape[1]} is too small (at least {MIN_SIDE} px a side)")
+    """As loaded and as stored in the file: upscaling a tiny image to --image-size does not make it usable."""
+    from PIL import Image
+
+    with Image.open(path) as stored:  # the header only: load_image has already accepted this file
+        sizes = [stored.size, (rgb.shape[2], rgb.shape[1])]
+    for w, h in sizes:
+        if min(w, h) < MIN_SIDE:
+            raise FstError(f"{path}: {w}x{h} is too small (at least {MIN_SIDE} px a side)")
 
 
 def optimize(
@@ -95,16 +101,23 @@ def optimize(
     bar = tqdm(total=iterations, unit="eval", disable=not progress, dynamic_ncols=True, desc="optimize")
     evaluations = 0
     last: dict[str, float] = dict(initial)
+    best = {"total": float("inf"), "terms": dict(initial), "z": z.detach().clone()}
+
+    class BudgetSpent(Exception):
+        """Raised by the closure once --iterations loss evaluations are done: L-BFGS's line search
+        would otherwise evaluate past the budget."""
 
     def closure():
         nonlocal evaluations, last
-        if torch.is_grad_enabled():
-            opt.zero_grad(set_to_none=True)
+        if evaluations >= iterations:
+            raise BudgetSpent
+        opt.zero_grad(set_to_none=True)
         terms = evaluate()
-        if torch.is_grad_enabled():
-            terms["total"].backward()
+        terms["total"].backward()
         evaluations += 1
-        last = {k: float(v) for k, v in terms.items()}
+        last = {k: float(v.detach()) for k, v in terms.items()}
+        if last["total"] < best["total"]:  # line-search trial points can be worse: keep the best
+            best.update(total=last["total"], terms=dict(last), z=z.detach().clone())
         bar.update(1)
         bar.set_postfix(content=f"{last['content']:.3f}", style=f"{last['style']:.3f}", tv=f"{last['tv']:.4f}")
         if save_every and on_snapshot and evaluations % save_every == 0:
@@ -113,26 +126,26 @@ def optimize(
 
     start_time = time.perf_counter()
     if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([z], lr=lr or 1.0, max_iter=iterations, max_eval=iterations,
+        opt = torch.optim.LBFGS([z], lr=lr or 1.0, max_iter=iterations, max_eval=iterations * 2,
                                 history_size=50, tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
-        while evaluations < iterations:
-            before = evaluations
-            opt.max_eval = iterations - evaluations  # each step() call gets the evaluations still allowed
-            opt.param_groups[0]["max_eval"] = iterations - evaluations
-            opt.step(closure)
-            if evaluations == before:
-                break
     elif optimizer == "adam":
         opt = torch.optim.Adam([z], lr=lr or 0.05)
-        while evaluations < iterations:
-            opt.step(closure)
     else:
         raise FstError(f"--optimizer {optimizer}: use lbfgs or adam")
+    try:
+        while evaluations < iterations:
+            before = evaluations
+            opt.step(closure)
+            if evaluations == before:  # converged: L-BFGS made no further evaluation
+                break
+    except BudgetSpent:
+        pass
     bar.close()
     seconds = time.perf_counter() - start_time
+    last = best["terms"]
     if not all(np.isfinite(v) for v in last.values()):
         raise FstError(f"the loss became non-finite ({last}); lower --lr or the weights")
-    result = torch.sigmoid(z.detach())[0].float().cpu().numpy()
+    result = torch.sigmoid(best["z"])[0].float().cpu().numpy()
     if preserve_colors:
         result = preserve_color(content_rgb, result)
     report = {
@@ -181,7 +194,9 @@ def run(args) -> int:
         save_every=save_every,
         on_snapshot=lambda n, img: save_image(f"{stem}_iter{n:05d}{ext}", img, overwrite=True),
     )
-    save_image(output, image, overwrite=args.overwrite, metadata={"fst": json.dumps(report)})
+    # The file records how it was made, but not the wall time: same inputs and seed, same bytes.
+    recorded = {k: v for k, v in report.items() if k != "seconds"}
+    save_image(output, image, overwrite=args.overwrite, metadata={"fst": json.dumps(recorded)})
     if args.json:
         print(json.dumps(report))
     else:

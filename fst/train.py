@@ -99,6 +99,8 @@ def _epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> list[i
 
 def _preview(net, val_images: list[np.ndarray], device, path: str) -> None:
     """Rows of photo | stylized for the held-out photos, saved as one PNG."""
+    if not val_images:
+        return
     rows = []
     with torch.no_grad():
         for rgb in val_images:
@@ -246,8 +248,8 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
                 batch = batch.to(device, non_blocking=True)
                 if cfg.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                output = model(batch)
-                terms = criterion(output, batch)
+                stylized = model(batch)
+                terms = criterion(stylized, batch)
                 optimizer.zero_grad(set_to_none=True)
                 terms["total"].backward()
                 optimizer.step()
@@ -256,7 +258,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
                 now = time.perf_counter()
                 images_per_s = cfg.batch_size * world / max(now - t0, 1e-9)
                 t0 = now
-                values = {k: float(v) for k, v in terms.items()}
+                values = {k: float(v.detach()) for k, v in terms.items()}
                 if not all(math.isfinite(v) for v in values.values()):
                     raise FstError(f"loss became {values} at step {step}: lower --lr or the loss weights")
                 if is_main:
@@ -280,10 +282,11 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
         bar.close()
     checkpoint(os.path.join(run_dir, "checkpoint.pth"))
     if interrupted:
-        raise FstError(f"interrupted at step {step}: resume with --resume {os.path.join(run_dir, 'checkpoint.pth')}")
+        log(f"interrupted at step {step}: checkpoint saved; continue with --resume {os.path.join(run_dir, 'checkpoint.pth')}")
+        raise KeyboardInterrupt
 
     if world > 1:  # prove the ranks stayed in lock-step
-        digest = torch.tensor([float(sum(p.double().sum() for p in net.parameters()))], dtype=torch.float64)
+        digest = torch.tensor([float(sum(p.detach().double().sum() for p in net.parameters()))], dtype=torch.float64)
         gathered = [torch.zeros_like(digest) for _ in range(world)]
         dist.all_gather(gathered, digest)
         log(f"ranks in sync: {'yes' if all(torch.equal(g, gathered[0]) for g in gathered) else 'NO'} "
@@ -293,7 +296,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
         meta.update({
             "steps": step,
             "config": asdict(cfg),
-            "final_loss": {k: float(v) for k, v in terms.items()},
+            "final_loss": {k: float(v.detach()) for k, v in terms.items()},
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
         state_dict = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}

@@ -16,6 +16,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+# One thread per torch process: the tests share small machines with training runs, where two
+# OpenMP threads fighting a busy core make every VGG pass ~20x slower. Set it to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # The real, pretrained loss network: tests never download anything.
 os.environ.setdefault("FST_VGG_WEIGHTS", str(REPO.parent / "shared" / "weights" / "vgg16-caffe-features.pth"))
 VGG_WEIGHTS = os.environ["FST_VGG_WEIGHTS"]
@@ -49,8 +53,11 @@ def style_path() -> str:
 
 @pytest.fixture(scope="session")
 def loss_network():
+    import torch
+
     from fst.vgg import load_loss_network
 
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     return load_loss_network()
 
 
@@ -109,7 +116,9 @@ def make_bad_images(folder: Path) -> dict[str, Path]:
     Image.new("RGB", (1, 1), (10, 20, 30)).save(out["tiny"])
 
     out["cmyk"] = folder / "cmyk_red.jpg"
-    Image.new("CMYK", (40, 30), CMYK_RED).save(out["cmyk"], quality=95)
+    cmyk = Image.new("RGB", (40, 30), (255, 0, 0)).convert("CMYK")  # pure red
+    assert cmyk.getpixel((0, 0)) == CMYK_RED
+    cmyk.save(out["cmyk"], quality=95)
 
     out["grey16"] = folder / "grey16_gradient.png"
     gradient = np.tile(np.linspace(0, 65535, 600).round().astype(np.uint16), (24, 1))

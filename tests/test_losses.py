@@ -110,15 +110,17 @@ def test_gram_normalisation_makes_tiling_invisible():
     torch.testing.assert_close(raw(tiled), 4 * raw(tile), rtol=1e-5, atol=1e-5)
 
 
-def test_tiled_texture_has_the_style_of_its_tile(loss_network, style_path):
+def test_tiled_texture_has_the_style_of_its_tile(loss_network, style_path, photo_paths):
     """Through the real VGG: a 2x2 tiling of a texture has nearly the tile's style target."""
-    tile = torch.from_numpy(load_image(style_path, size=(48, 48)).rgb)[None]
+    tile = torch.from_numpy(load_image(style_path, size=(64, 64)).rgb)[None]
     tiled = tile.repeat(1, 1, 2, 2)
-    other = torch.from_numpy(load_image(style_path, size=(96, 96)).rgb)[None].flip(1)  # channels swapped
+    zoomed = torch.nn.functional.interpolate(tile, scale_factor=2, mode="bilinear")  # same picture, 2x scale
+    photo = torch.from_numpy(load_image(photo_paths[1], size=(128, 128)).rgb)[None]
     loss = PerceptualLoss(loss_network, [tile])
-    same = float(loss.style_loss_per_image(tiled))
-    different = float(loss.style_loss_per_image(other))
-    assert same < 0.1 * different, (same, different)
+    assert float(loss.style_loss_per_image(tile)) < 1e-6
+    tiled_loss, zoomed_loss, photo_loss = (float(loss.style_loss_per_image(x)) for x in (tiled, zoomed, photo))
+    # only the seams differ: much closer than the same painting at another scale, or a photo
+    assert tiled_loss < 0.5 * zoomed_loss and tiled_loss < 0.1 * photo_loss, (tiled_loss, zoomed_loss, photo_loss)
 
 
 def test_batch_of_identical_images_gives_the_same_loss(loss_network, photo_paths, style_path):
@@ -208,12 +210,13 @@ def test_gradcheck_of_the_full_perceptual_loss(double_network):
 
     terms = loss(generated, content=content)
     assert all(v.dtype == torch.float64 for v in terms.values()), {k: v.dtype for k, v in terms.items()}
-    assert all(float(terms[k]) > 0 for k in ("content", "style", "tv"))
+    assert all(float(terms[k].detach()) > 0 for k in ("content", "style", "tv"))
     assert torch.autograd.gradcheck(total, (generated,), eps=1e-6, atol=1e-5, rtol=1e-3)
     # the optimize path (precomputed content features) too, with the content term deeper
     cfg2 = LossConfig(content_layer="relu2_2", style_layers={"relu1_2": 1.0, "relu2_2": 2.0})
     loss2 = PerceptualLoss(double_network, [style], cfg2)
     target = loss2.content_target(content)
     assert torch.autograd.gradcheck(
-        lambda x: loss2(x, content_features=target)["total"], (generated,), eps=1e-6, atol=1e-5, rtol=1e-3
+        lambda x: loss2(x, content_features=target)["total"], (generated,), eps=1e-6, atol=1e-5, rtol=1e-3,
+        fast_mode=True,  # a random directional derivative: the full Jacobian was checked above
     )

@@ -1,0 +1,239 @@
+"""fst train: the network, the data, exact resume, distributed ranks, and the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fst import FstError
+from fst.data import PhotoFolder, cache_dataset_images, coco_subset, split_validation
+from fst.losses import LossConfig, PerceptualLoss
+from fst.train import TrainConfig, load_model, train
+from fst.transformer import TransformerNet, macs_per_pixel
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory) -> Path:
+    """Eight small photos in a nested layout (crops of the fixture photos), plus one broken file."""
+    root = tmp_path_factory.mktemp("photos")
+    sources = sorted(p for p in FIXTURES.glob("*.jpg") if "starry" not in p.name)
+    assert len(sources) >= 3
+    for i in range(8):
+        img = Image.open(sources[i % len(sources)]).convert("RGB")
+        w, h = img.size
+        img = img.crop((i * 7 % (w // 4), i * 5 % (h // 4), w - i * 3 % 9, h))
+        folder = root / ("a" if i < 4 else "b/c")
+        folder.mkdir(parents=True, exist_ok=True)
+        img.resize((96, 72)).save(folder / f"photo{i}.jpg", quality=90)
+    (root / "b" / "broken.jpg").write_bytes(b"this is not a jpeg")
+    return root
+
+
+def tiny_config(tmp: Path, photo_dir: Path, **over) -> TrainConfig:
+    cfg = TrainConfig(
+        style=[str(FIXTURES / "starry_night.jpg")],
+        data=str(photo_dir),
+        name="tiny",
+        output=str(tmp / "tiny.pth"),
+        run_dir=str(tmp / "run"),
+        image_size=32,
+        style_size=64,
+        batch_size=2,
+        steps=4,
+        channels=4,
+        res_blocks=1,
+        workers=0,
+        checkpoint_every=2,
+        val_count=1,
+        overwrite=True,
+    )
+    for k, v in over.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def test_transformer_any_size_and_range():
+    net = TransformerNet(8, 2).eval()
+    for h, w in [(5, 5), (33, 50), (64, 97), (128, 128)]:
+        with torch.no_grad():
+            y = net(torch.rand(2, 3, h, w))
+        assert y.shape == (2, 3, h, w)
+        assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    # instance norm without running statistics: eval and train give the same output
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), net.train()(x))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+
+
+def test_macs_per_pixel_matches_a_count_of_the_convolutions():
+    net = TransformerNet(16, 5)
+    counted = 0
+    h = w = 256
+
+    def hook(module, inputs, output):
+        nonlocal counted
+        k = module.kernel_size[0] * module.kernel_size[1]
+        counted += output.shape[2] * output.shape[3] * module.out_channels * module.in_channels * k
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        net(torch.rand(1, 3, h, w))
+    for handle in handles:
+        handle.remove()
+    assert counted / (h * w) == pytest.approx(macs_per_pixel(16, 5), rel=1e-6)
+
+
+def test_photo_folder_is_recursive_skips_broken_and_is_deterministic(photo_dir):
+    messages = []
+    ds = PhotoFolder.from_folder(str(photo_dir), 32, seed=3, log=messages.append)
+    assert len(ds) == 8  # nested folders searched, the broken file skipped...
+    assert any("skipped 1" in m for m in messages)  # ...and counted in the log
+    a, b = ds[5], ds[5]
+    assert a.shape == (3, 32, 32) and torch.equal(a, b)
+    ds.epoch = 1
+    assert not torch.equal(ds[5], a)  # a new epoch, a new crop
+    train_paths, held = split_validation(ds.paths, 2)
+    assert len(held) == 2 and not set(held) & set(train_paths)
+
+
+def test_folder_without_images_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(FstError, match="no readable images"):
+        PhotoFolder.from_folder(str(tmp_path), 32)
+
+
+def test_dataset_adapter_streams_and_caches(tmp_path):
+    """The --dataset path: a real `datasets` streaming dataset (local parquet), cached as files."""
+    import datasets
+
+    images = []
+    for p in sorted(FIXTURES.glob("*.jpg"))[:3]:
+        buf = io.BytesIO()
+        Image.open(p).convert("RGB").save(buf, "JPEG")
+        images.append({"bytes": buf.getvalue(), "path": None})
+    ds = datasets.Dataset.from_dict({"image": images}).cast_column("image", datasets.Image())
+    repo = tmp_path / "local_coco" / "data"
+    repo.mkdir(parents=True)
+    ds.to_parquet(str(repo / "train-00000.parquet"))
+    out = coco_subset(2, cache_root=str(tmp_path / "cache"), dataset_id=str(tmp_path / "local_coco"))
+    files = sorted(os.listdir(out))
+    assert files == ["0000000.jpg", "0000001.jpg"]
+    mtime = os.path.getmtime(os.path.join(out, files[0]))
+    # cached: a second call with the same limit reads nothing from the dataset
+    assert coco_subset(2, cache_root=str(tmp_path / "cache"), dataset_id=str(tmp_path / "local_coco")) == out
+    assert os.path.getmtime(os.path.join(out, files[0])) == mtime
+    with pytest.raises(FstError, match="holds no images|does not hold images"):
+        cache_dataset_images([{"image": "text"}], str(tmp_path / "bad"), 1)
+
+
+def test_bf16_autocast_keeps_the_loss_close_to_fp32(loss_network):
+    style = torch.from_numpy(np.asarray(Image.open(FIXTURES / "starry_night.jpg").convert("RGB").resize((96, 64)),
+                                        dtype=np.float32).transpose(2, 0, 1) / 255)[None]
+    torch.manual_seed(0)
+    x, c = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    fp32 = PerceptualLoss(loss_network, [style], LossConfig())(x, c)
+    bf16 = PerceptualLoss(loss_network, [style], LossConfig(), amp_dtype=torch.bfloat16)(x, c)
+    for k in ("content", "style", "total"):
+        assert float(bf16[k]) == pytest.approx(float(fp32[k]), rel=0.05), k
+
+
+def test_resume_is_exact(tmp_path, photo_dir):
+    """N steps in one go == N/2 steps, then --resume, then N/2 more: identical weights."""
+    straight = train(tiny_config(tmp_path / "a", photo_dir, steps=6), log=lambda *a: None)
+    half = tiny_config(tmp_path / "b", photo_dir, steps=3)
+    train(half, log=lambda *a: None)
+    resumed = train(tiny_config(tmp_path / "b", photo_dir, steps=6), resume=str(tmp_path / "b" / "run" / "checkpoint.pth"),
+                    log=lambda *a: None)
+    a = torch.load(straight, weights_only=True)["model"]
+    b = torch.load(resumed, weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # and training did move the weights
+    fresh = TransformerNet(4, 1).state_dict()
+    assert any(not torch.equal(a[k], fresh[k]) for k in a if k in fresh and a[k].shape == fresh[k].shape)
+
+
+def test_final_model_loads_weights_only_with_metadata(tmp_path, photo_dir):
+    path = train(tiny_config(tmp_path, photo_dir, steps=2), log=lambda *a: None)
+    state = torch.load(path, weights_only=True)  # no pickled code
+    meta = state["meta"]
+    assert meta["architecture"] == {"channels": 4, "res_blocks": 1}
+    assert meta["vgg"].startswith("caffe:sha256:")
+    assert len(meta["style_sha256"][0]) == 64 and meta["steps"] == 2
+    assert set(meta["final_loss"]) == {"content", "style", "tv", "total"}
+    net, _ = load_model(path)
+    assert net(torch.rand(1, 3, 20, 30)).shape == (1, 3, 20, 30)
+    run = tmp_path / "run"
+    log_lines = (run / "log.jsonl").read_text().splitlines()
+    assert len(log_lines) == 2 and json.loads(log_lines[-1])["step"] == 2
+    assert (run / "preview_000002.png").exists() and (run / "preview_final.png").exists()
+    ckpt = torch.load(run / "checkpoint.pth", weights_only=True)
+    assert {"model", "optimizer", "step", "epoch", "batch_in_epoch", "rng", "config", "style_sha256", "vgg"} <= set(ckpt)
+
+
+def _cli_env():
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def test_cli_train_refuses_to_overwrite_and_reports_bad_input(tmp_path, photo_dir):
+    existing = tmp_path / "model.pth"
+    existing.write_bytes(b"precious")
+    base = [sys.executable, "-m", "fst", "train", "--style", str(FIXTURES / "starry_night.jpg"), "--data", str(photo_dir),
+            "--image-size", "32", "--steps", "1", "--channels", "4", "--workers", "0"]
+    r = subprocess.run(base + ["--output", str(existing)], capture_output=True, text=True, env=_cli_env())
+    assert r.returncode == 2 and existing.read_bytes() == b"precious"
+    assert r.stderr.strip().startswith("fst: error:") and "already exists" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(base[:7] + [str(tmp_path / "nowhere")] + base[8:] + ["--output", str(tmp_path / "x.pth")],
+                       capture_output=True, text=True, env=_cli_env())
+    assert r.returncode == 2 and "no such folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ctrl_c_writes_a_checkpoint(tmp_path, photo_dir):
+    cmd = [sys.executable, "-m", "fst", "train", "--style", str(FIXTURES / "starry_night.jpg"), "--data", str(photo_dir),
+           "--image-size", "32", "--style-size", "64", "--steps", "100000", "--channels", "4", "--res-blocks", "1",
+           "--batch-size", "2", "--workers", "0", "--checkpoint-every", "0", "--output", str(tmp_path / "m.pth"),
+           "--run-dir", str(tmp_path / "run")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_cli_env())
+    log = tmp_path / "run" / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-500:]
+    assert "Traceback" not in err and "--resume" in out + err
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=True)
+    assert ckpt["step"] >= 3
+
+
+def test_distributed_two_cpu_ranks_stay_identical(tmp_path, photo_dir):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "fst", "train",
+           "--style", str(FIXTURES / "starry_night.jpg"), "--data", str(photo_dir), "--image-size", "32", "--style-size", "64",
+           "--steps", "3", "--channels", "4", "--res-blocks", "1", "--batch-size", "2", "--workers", "0",
+           "--checkpoint-every", "2", "--device", "cpu", "--output", str(tmp_path / "ddp.pth"), "--run-dir", str(tmp_path / "run")]
+    env = _cli_env()
+    env["OMP_NUM_THREADS"] = "1"
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, [line for line in r.stderr.splitlines() if "error" in line.lower()][:5]
+    assert "ranks in sync: yes" in r.stdout + r.stderr
+    # rank 0 alone wrote: one log line per step, one final model
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+    assert torch.load(tmp_path / "ddp.pth", weights_only=True)["meta"]["steps"] == 3
