@@ -752,7 +752,9 @@ def _fmt_size(size: int) -> str:
 
 
 def _x(value) -> str:
-    return f"{value:.2f}×" if value is not None else "—"
+    if value is None:
+        return "—"
+    return f"{value:.2f}×" if value >= 0.1 else f"{value:.2g}×"
 
 
 def _mem(row: dict) -> str:
@@ -911,6 +913,7 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
             report["sections"]["train"] = bench_train(plan, device, timer, model, loss_net)
         if "optimize" in sections:
             report["sections"]["optimize"] = bench_optimize(plan, device, timer, loss_net, vgg_weights, workdir)
+    report["model"]["weights"] = model.weights
     notes = report["notes"]
     load, cores = report["machine"]["load_average_start"], report["machine"]["usable_cores"] or 1
     if load is not None and load > 0.5 * cores:

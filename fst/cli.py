@@ -59,6 +59,7 @@ COMMANDS = {
     "gallery": "fst.styles:run_gallery",
     "serve": "fst.server:run",
     "bench": "fst.bench:run",
+    "evaluate": "fst.evaluate:run",
 }
 
 
@@ -155,14 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--threads", type=_size_or_pixels, help="ONNX Runtime intra-op threads per inference (default: cores / workers)")
 
+    p = sub.add_parser("evaluate", help="style and content terms of a model's outputs on photos")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="shipped style names, .pth or .onnx files")
+    p.add_argument("--photos", nargs="+", required=True, metavar="PATH", help="photos, folders or globs")
+    p.add_argument("--held-out", action="store_true", help="only the photos the model's training held out")
+    p.add_argument("--style", metavar="PAINTING", help="the style image (default: the shipped painting)")
+    p.add_argument("--size", type=_size_or_pixels, default=256, help="longest side of the photos (default 256)")
+    p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("bench", help="measure speed against the plain implementation")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (CI)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--device", default="cpu", help="cpu | cuda")
-    p.add_argument("--model", help="model to time (default: the default shipped style)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--model", help="model to time: shipped style name, .onnx or .pth (default: the default shipped style)")
     p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
-    p.add_argument("--repeats", type=int, help="timed repeats per figure")
-    p.add_argument("--only", help="comma list of sections: stylize,train,optimize,peak")
+    p.add_argument("--repeats", type=int, help="timed repeats per figure, after warm-up (default 5 for peak and "
+                                               "stylize, 3 for train and optimize; 2-3 with --quick)")
+    p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,train,optimize (stylize brings peak along)")
     return parser
 
 

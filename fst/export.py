@@ -66,7 +66,7 @@ def add_metadata(model_bytes: bytes, meta: dict) -> "onnx.ModelProto":  # noqa: 
         "fst.style": meta.get("name", ""),
         "fst.styles": json.dumps(meta.get("styles", [])),
         "fst.architecture": json.dumps(meta.get("architecture", {})),
-        "fst.training": json.dumps({k: meta[k] for k in ("config", "steps", "vgg", "style_sha256", "final_loss") if k in meta}),
+        "fst.training": json.dumps({k: meta[k] for k in ("config", "steps", "vgg", "style_sha256", "final_loss", "held_out") if k in meta}),
     }
     for key, value in props.items():
         entry = model.metadata_props.add()

@@ -1,0 +1,90 @@
+"""`fst evaluate`: how far a model moves photos toward its style, measured with the training loss.
+
+For each photo P and its stylization G = model(P), at --size px:
+    style ratio   = J_style(G) / J_style(P)     against the painting (lower: more of the style)
+    content       = J_content(G, P)              (higher: less of the photo's subject left)
+with the loss weights and style size the model was trained with. By default the photos are the
+ones the training run held out (never trained on), found under --photos.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from fst import FstError
+from fst.images import find_images, load_image
+from fst.losses import LossConfig, PerceptualLoss
+from fst.stylize import load_stylizer
+from fst.styles import SHIPPED, resolve_model, shipped_files
+from fst.vgg import load_loss_network
+
+
+def _training_meta(path: str) -> dict:
+    if path.endswith(".pth"):
+        return torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(path).metadata_props}
+    meta = json.loads(props.get("fst.training", "{}"))
+    return {"name": props.get("fst.style", ""), "config": meta.get("config", {}), "held_out": meta.get("held_out", [])}
+
+
+def evaluate(model: str, photos: list[str], painting: str | None = None, size: int = 256, vgg_weights: str | None = None) -> dict:
+    path = resolve_model(model)
+    meta = _training_meta(path)
+    name = meta.get("name", "")
+    if painting is None:
+        if name not in SHIPPED:
+            raise FstError(f"{model}: pass --style PAINTING (not a shipped style)")
+        painting = str(shipped_files(name)["painting"])
+    config = meta.get("config", {})
+    loss_config = LossConfig(**config["loss"]) if "loss" in config else LossConfig()
+    style = torch.from_numpy(load_image(painting, long_side=config.get("style_size", 256)).rgb)[None]
+    criterion = PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config)
+    stylizer = load_stylizer(path)
+    rows = []
+    for photo_path in photos:
+        photo = load_image(photo_path, long_side=size).rgb
+        styled = stylizer(photo)
+        p, g = torch.from_numpy(photo)[None], torch.from_numpy(np.ascontiguousarray(styled))[None]
+        with torch.no_grad():
+            before = float(criterion.style_loss_per_image(p))
+            after = float(criterion.style_loss_per_image(g))
+            content = float(criterion(g, p)["content"])
+        rows.append({"photo": os.path.basename(photo_path), "style_photo": before, "style_output": after,
+                     "style_ratio": after / before, "content": content})
+    return {
+        "model": path,
+        "photos": rows,
+        "mean_style_ratio": float(np.mean([r["style_ratio"] for r in rows])),
+        "max_style_ratio": float(np.max([r["style_ratio"] for r in rows])),
+        "mean_content": float(np.mean([r["content"] for r in rows])),
+    }
+
+
+def run(args) -> int:
+    reports = []
+    for model in args.models:
+        path = resolve_model(model)
+        if not args.held_out:
+            photos = find_images(args.photos)
+        else:
+            held = set(_training_meta(path).get("held_out", []))
+            photos = [p for p in find_images(args.photos) if os.path.basename(p) in held]
+            if not photos:
+                raise FstError(f"{model}: none of its held-out photos found under {' '.join(args.photos)}")
+        report = evaluate(model, photos, args.style, args.size, args.vgg_weights)
+        reports.append(report)
+        if not args.json:
+            print(f"{model}: {len(photos)} photos at {args.size}px  style ratio mean {report['mean_style_ratio']:.3f} "
+                  f"(max {report['max_style_ratio']:.3f})  content mean {report['mean_content']:.3f}")
+            for r in report["photos"]:
+                print(f"    {r['photo']:<40} style {r['style_photo']:.3f} -> {r['style_output']:.3f} "
+                      f"(x{r['style_ratio']:.3f})  content {r['content']:.3f}")
+    if args.json:
+        print(json.dumps(reports, indent=2))
+    return 0
