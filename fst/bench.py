@@ -589,6 +589,7 @@ def bench_train(plan: Plan, device, timer: Timer, model: Model, loss_net) -> dic
 
     from fst.losses import LossConfig, PerceptualLoss
     from fst.runtime import pick_amp
+    from fst.train import train_step
     from fst.transformer import TransformerNet
 
     warmup, repeats = plan.warmup["train"], plan.repeats["train"]
@@ -610,11 +611,7 @@ def bench_train(plan: Plan, device, timer: Timer, model: Model, loss_net) -> dic
                 criterion = PerceptualLoss(loss_net, [style], config, None, amp)
 
                 def step():
-                    output = net(batch)
-                    terms = criterion(output, batch)
-                    opt.zero_grad(set_to_none=True)
-                    terms["total"].backward()
-                    opt.step()
+                    terms = train_step(net, criterion, opt, batch)
                     return {k: float(v.detach()) for k, v in terms.items()}  # fst.train logs every term
             else:
 

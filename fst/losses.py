@@ -42,6 +42,9 @@ class LossConfig:
     style_weight: float = 5.0  # beta
     tv_weight: float = 10.0  # gamma
     content_layer: str = DEFAULT_CONTENT_LAYER
+    # Reflect-pad images by this many pixels before VGG and crop the features back (see
+    # LossNetwork.forward): keeps VGG's zero padding from teaching networks border lines.
+    border_pad: int = 8
     style_layers: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in DEFAULT_STYLE_LAYERS})
 
     @classmethod
@@ -61,6 +64,7 @@ class LossConfig:
             "style_weight": self.style_weight,
             "tv_weight": self.tv_weight,
             "content_layer": self.content_layer,
+            "border_pad": self.border_pad,
             "style_layers": dict(self.style_layers),
         }
 
@@ -147,7 +151,8 @@ class PerceptualLoss(nn.Module):
 
     def _features(self, x: torch.Tensor, layers: list[str], keep_rows_after=None) -> dict[str, torch.Tensor]:
         with self._autocast(x.device.type):
-            feats = self.net(x, layers, keep_rows_after)
+            pad = self.config.border_pad if min(x.shape[-2:]) > self.config.border_pad else 0
+            feats = self.net(x, layers, keep_rows_after, pad)
         # Grams and differences in fp32 whatever the VGG pass ran in (fp64 stays fp64).
         return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in feats.items()}
 

@@ -98,7 +98,7 @@ def run_gallery(args) -> int:
     out = Path(args.output)
     photo = load_image(args.photo, long_side=args.size)
     save_image(out / "photo.jpg", photo.rgb, overwrite=args.overwrite)
-    header, images = ["photo"], [f"![photo]({out.name}/photo.jpg)"]
+    header, images = ["photo"], [f"![photo]({out.as_posix()}/photo.jpg)"]
     for name in names:
         files = shipped_files(name)
         result = stylize_array(OnnxStylizer(str(files["onnx"])), photo.rgb)
@@ -106,7 +106,7 @@ def run_gallery(args) -> int:
         painting = load_image(files["painting"], long_side=args.size // 2)
         save_image(out / f"painting_{name}.jpg", painting.rgb, overwrite=args.overwrite)
         header.append(name)
-        images.append(f"![{name}]({out.name}/{name}.jpg)<br>![painting]({out.name}/painting_{name}.jpg)")
+        images.append(f"![{name}]({out.as_posix()}/{name}.jpg)<br>![painting]({out.as_posix()}/painting_{name}.jpg)")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     print("| " + " | ".join(images) + " |")

@@ -215,7 +215,7 @@ def run(args) -> int:
         except FstError as e:
             failed += 1
             message = str(e) if str(e).startswith(src) else f"{src}: {e}"
-            print(f"fst: error: {message}", file=sys.stderr)
+            tqdm.write(f"fst: error: {message}", file=sys.stderr)  # above the progress bar, on its own line
     if failed:
         print(f"fst: {failed} of {len(inputs)} image(s) failed", file=sys.stderr)
         return 1

@@ -111,6 +111,15 @@ def _preview(net, val_images: list[np.ndarray], device, path: str) -> None:
     save_image(path, np.concatenate(rows, axis=1), overwrite=True)
 
 
+def train_step(model, criterion: PerceptualLoss, optimizer, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One optimizer step on a batch of photos (N, 3, S, S) in [0, 1]; returns the loss terms."""
+    terms = criterion(model(batch), batch)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    optimizer.step()
+    return terms
+
+
 def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
     """Run the training described by cfg; returns the path of the final model."""
     state = None
@@ -248,11 +257,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
                 batch = batch.to(device, non_blocking=True)
                 if cfg.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                stylized = model(batch)
-                terms = criterion(stylized, batch)
-                optimizer.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                optimizer.step()
+                terms = train_step(model, criterion, optimizer, batch)
                 step += 1
                 batch_in_epoch += 1
                 now = time.perf_counter()

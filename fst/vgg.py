@@ -20,6 +20,7 @@ import hashlib
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fst import FstError
@@ -80,7 +81,7 @@ class LossNetwork(nn.Module):
         return super().train(False)
 
     def forward(
-        self, x: torch.Tensor, layers: list[str], keep_rows_after: tuple[str, int] | None = None
+        self, x: torch.Tensor, layers: list[str], keep_rows_after: tuple[str, int] | None = None, pad: int = 0
     ) -> dict[str, torch.Tensor]:
         """x: (N, 3, H, W) RGB in [0, 1] -> {layer: activation (N, C, H', W')}.
 
@@ -88,19 +89,31 @@ class LossNetwork(nn.Module):
         the first n batch rows once `layer` is computed: training batches [output; content]
         together through the shallow layers the content term needs, then carries on with the
         output rows alone (the content image needs no deep features).
+
+        pad (a multiple of 8, < H and W): reflect-pad the image first and crop every activation
+        back to the image's own extent (pad / 2^poolings). VGG's convolutions zero-pad, which
+        makes the image border look like an edge to the loss; networks trained without this learn
+        bright and dark lines along their output's borders.
         """
         wanted = set(layers)
         unknown = wanted - set(LAYER_NAMES)
         if unknown:
             raise FstError(f"unknown VGG layer(s): {', '.join(sorted(unknown))}")
+        if pad % 8:
+            raise ValueError("pad must be a multiple of 8")
         last = max(LAYER_NAMES.index(name) for name in wanted)
+        if pad:
+            x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
         h = (x[:, self.perm] - self.mean) / self.std
         out = {}
+        crop = pad
         for index in range(last + 1):
             h = self.features[index](h)
             name = LAYER_NAMES[index]
+            if name.startswith("pool"):
+                crop //= 2
             if name in wanted:
-                out[name] = h
+                out[name] = h[..., crop : h.shape[-2] - crop, crop : h.shape[-1] - crop] if crop else h
             if keep_rows_after is not None and name == keep_rows_after[0]:
                 h = h[: keep_rows_after[1]]
         return out

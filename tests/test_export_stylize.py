@@ -41,14 +41,16 @@ def model_pth(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(model_pth, tmp_path_factory) -> tuple[Path, dict]:
+def exported(tmp_path_factory) -> tuple[Path, dict]:
+    """The shipped default model exported again, with its fp16 and int8 variants."""
     out = tmp_path_factory.mktemp("onnx") / "toy.onnx"
-    code, stdout, stderr = run_fst("export", model_pth, "-o", out, "--fp16", "--int8", "--calibration", FIXTURES, timeout=600)
+    code, stdout, stderr = run_fst("export", shipped_files(DEFAULT_STYLE)["pth"], "-o", out, "--fp16", "--int8",
+                                   "--calibration", FIXTURES, timeout=600)
     assert code == 0, stderr
     return out, json.loads(stdout.strip().splitlines()[-1])
 
 
-def test_export_verifies_parity_and_writes_metadata(exported, model_pth):
+def test_export_verifies_parity_and_writes_metadata(exported):
     path, report = exported
     assert report["max_abs_diff"] < 0.05  # ORT vs PyTorch, 0..255 scale, at 64x97, 256x256, 721x1280
     model = onnx.load(path)
@@ -56,15 +58,16 @@ def test_export_verifies_parity_and_writes_metadata(exported, model_pth):
     assert model.opset_import[0].version >= 17
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["fst.convention"] == CONVENTION
-    assert meta["fst.style"] == "toy" and meta["fst.version"]
+    assert meta["fst.style"] == DEFAULT_STYLE and meta["fst.version"]
+    assert json.loads(meta["fst.training"])["steps"] > 0
     assert json.loads(meta["fst.architecture"]) == {"channels": 16, "res_blocks": 5}
     # dynamic batch, height and width, sizes not multiples of 4, 0..255 in and out
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = (np.random.default_rng(0).random((2, 3, 37, 50)) * 255).astype(np.float32)
     y = session.run(None, {"input": x})[0]
-    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255 and y.max() > 1.5
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255 and y.max() - y.min() > 100
     net = TransformerNet()
-    net.load_state_dict(torch.load(model_pth, weights_only=True)["model"])
+    net.load_state_dict(torch.load(shipped_files(DEFAULT_STYLE)["pth"], weights_only=True)["model"])
     with torch.no_grad():
         ref = net.eval()(torch.from_numpy(x) / 255).numpy() * 255
     assert np.abs(ref - y).max() < 0.05
@@ -72,7 +75,7 @@ def test_export_verifies_parity_and_writes_metadata(exported, model_pth):
 
 def test_fp16_and_int8_variants_report_size_speed_and_quality(exported):
     path, report = exported
-    for kind, min_psnr in (("fp16", 45.0), ("int8", 25.0)):
+    for kind, min_psnr in (("fp16", 45.0), ("int8", 28.0)):
         variant = path.with_name(f"toy.{kind}.onnx")
         assert variant.exists()
         r = report[kind]
@@ -82,6 +85,7 @@ def test_fp16_and_int8_variants_report_size_speed_and_quality(exported):
 
 
 def test_export_refuses_to_overwrite(exported, model_pth):
+    """model_pth: any file in fst's format will do to check the refusal."""
     path, _ = exported
     before = path.read_bytes()
     code, _, stderr = run_fst("export", model_pth, "-o", path)

@@ -163,8 +163,9 @@ def test_style_blend_and_layer_options(loss_network, style_path, photo_paths):
     assert cfg.style_layers == {"relu1_2": 1.0, "relu2_2": 3.0}
     loss = PerceptualLoss(loss_network, [a, b], cfg, style_blend=[1, 3])
     assert loss.layer_weights == {"relu1_2": 0.25, "relu2_2": 0.75}
-    ga = gram_matrix(loss_network(a, ["relu2_2"])["relu2_2"])[0]
-    gb = gram_matrix(loss_network(b, ["relu2_2"])["relu2_2"])[0]
+    pad = cfg.border_pad  # the loss network sees reflect-padded images, features cropped back
+    ga = gram_matrix(loss_network(a, ["relu2_2"], pad=pad)["relu2_2"])[0]
+    gb = gram_matrix(loss_network(b, ["relu2_2"], pad=pad)["relu2_2"])[0]
     torch.testing.assert_close(loss.target_grams["relu2_2"], 0.25 * ga + 0.75 * gb, rtol=1e-5, atol=1e-3)
     with pytest.raises(FstError, match="relu9_9"):
         PerceptualLoss(loss_network, [a], LossConfig(style_layers={"relu9_9": 1.0}))

@@ -57,6 +57,25 @@ def test_shipped_model_moves_photos_toward_its_style(name, loss_network):
         assert content < 0.75 * unrelated, (name, photo_name, content, unrelated)  # the subject is still there
 
 
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_no_lines_along_the_borders(name):
+    """The outermost rows and columns look like their neighbours inside (VGG's zero padding once
+    taught the networks bright lines 1-2 px from the edges: fst.vgg's border pad prevents it)."""
+    stylizer = OnnxStylizer(str(shipped_files(name)["onnx"]))
+    sides = {"left": [], "right": [], "top": [], "bottom": []}
+    for photo_name in PHOTOS:
+        y = stylizer(load_image(FIXTURES / photo_name, long_side=256).rgb)
+        cols, rows = y.mean(axis=(0, 1)), y.mean(axis=(0, 2))
+        sides["left"].append(cols[:12])
+        sides["right"].append(cols[::-1][:12])
+        sides["top"].append(rows[:12])
+        sides["bottom"].append(rows[::-1][:12])
+    for side, profiles in sides.items():
+        profile = np.mean(profiles, axis=0)  # mean brightness of line k from this edge, k = 0..11
+        inside = profile[6:12].mean()
+        assert np.abs(profile[:4] - inside).max() < 0.035, (name, side, profile.round(3))
+
+
 def test_styles_command_lists_them_with_sources():
     code, out, err = run_fst("styles", "--json")
     assert code == 0, err

@@ -147,3 +147,17 @@ def test_pretrained_weights_are_real(loss_network, photo_paths, style_path):
     w = loss_network.features[0].weight
     assert w.shape == (64, 3, 3, 3)
     assert 0.13 < float(w.abs().mean()) < 0.3
+
+
+def test_border_pad_keeps_shapes_and_interior(loss_network, photo_paths):
+    x = torch.from_numpy(load_image(photo_paths[0], long_side=64).rgb)[None]
+    plain = loss_network(x, ["relu1_2", "relu4_3"])
+    padded = loss_network(x, ["relu1_2", "relu4_3"], pad=8)
+    for name in plain:
+        assert padded[name].shape == plain[name].shape
+    # relu1_2 sees 5x5 pixels: 2 px in from the border, padding changes nothing...
+    torch.testing.assert_close(padded["relu1_2"][..., 2:-2, 2:-2], plain["relu1_2"][..., 2:-2, 2:-2])
+    # ...on the border, reflected pixels replace zeros
+    assert (padded["relu1_2"][..., 0, :] - plain["relu1_2"][..., 0, :]).abs().max() > 1.0
+    with pytest.raises(ValueError):
+        loss_network(x, ["relu1_2"], pad=5)
