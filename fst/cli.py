@@ -15,12 +15,12 @@ from fst import FstError, __version__
 VGG_HELP = "VGG16 loss-network weights: a Caffe-convention state_dict path, or 'torchvision' (default: $FST_VGG_WEIGHTS, else torchvision's download)"
 
 
-def _add_loss_args(p: argparse.ArgumentParser) -> None:
+def _add_loss_args(p: argparse.ArgumentParser, style_required: bool = True) -> None:
     """The loss options shared by train and optimize (defaults: fst.losses.LossConfig)."""
     g = p.add_argument_group("loss (see README: normalisations)")
-    g.add_argument("--style", action="append", required=True, metavar="IMAGE", help="style image; repeat to blend several")
-    g.add_argument("--style-weights", type=_floats, metavar="W,W,...", help="blend weights of the --style images")
-    g.add_argument("--style-size", type=int, metavar="PX", help="longest side of the style image(s): the style's scale")
+    g.add_argument("--style", action="append", required=style_required, metavar="IMAGE", help="style image; repeat to blend several")
+    g.add_argument("--style-weights", type=_blend_weights, metavar="W,W,...", help="blend weights of the --style images")
+    g.add_argument("--style-size", type=_size_or_pixels, metavar="PX", help="longest side of the style image(s): the style's scale")
     g.add_argument("--content-weight", type=float, help="alpha (default 1)")
     g.add_argument("--style-weight", type=float, help="beta (default 5)")
     g.add_argument("--tv-weight", type=float, help="gamma, total variation (default 10)")
@@ -37,6 +37,33 @@ def _floats(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def _blend_weights(text: str) -> list[float]:
+    weights = _floats(text)
+    if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise argparse.ArgumentTypeError(f"blend weights must be non-negative with a positive sum, got {text!r}")
+    return weights
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
 
 
 def _size_or_pixels(text: str) -> int:
@@ -81,17 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_loss_args(p)
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     p.add_argument("--iterations", type=_size_or_pixels, default=300, help="loss evaluations (default 300)")
-    p.add_argument("--lr", type=float, help="step size (L-BFGS default 1, Adam default 0.05)")
+    p.add_argument("--lr", type=_positive_float, help="step size (L-BFGS default 1, Adam default 0.05)")
     p.add_argument("--image-size", type=_size_or_pixels, default=256, help="longest side of the output (default 256)")
     p.add_argument("--init", default="content", help="content | noise | PATH of an image to start from")
     p.add_argument("--preserve-color", action="store_true", help="luminance-only transfer: keep the content's colours")
-    p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save OUTPUT_iterN.png every N evaluations")
+    p.add_argument("--save-every", type=_count, default=0, metavar="N", help="also save OUTPUT_iterNNNNN.EXT every N evaluations")
     p.add_argument("--json", action="store_true", help="print the final loss terms as JSON")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--max-pixels", type=_size_or_pixels, default=None, help="refuse larger images (default 100M)")
 
     p = sub.add_parser("train", help="train a fast style network")
-    _add_loss_args(p)
+    _add_loss_args(p, style_required=False)  # not needed with --resume
     p.add_argument("--data", metavar="DIR", help="folder of training photos (searched recursively)")
     p.add_argument("--dataset", choices=["coco"], help="stream a COCO subset through `datasets` (online)")
     p.add_argument("--limit", type=_size_or_pixels, default=2000, help="images to fetch with --dataset coco")
@@ -100,16 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="checkpoints, previews and log (default runs/NAME)")
     p.add_argument("--image-size", type=_size_or_pixels, default=256, help="training crop size (default 256)")
     p.add_argument("--batch-size", type=_size_or_pixels, default=4)
-    p.add_argument("--epochs", type=_size_or_pixels, default=2)
+    p.add_argument("--epochs", type=_size_or_pixels, help="passes over the photos (default 2)")
     p.add_argument("--steps", type=_size_or_pixels, help="train this many steps (overrides --epochs)")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=_positive_float, default=1e-3)
     p.add_argument("--channels", type=_size_or_pixels, help="width of the first layer (default 16; Johnson: 32)")
     p.add_argument("--res-blocks", type=int, help="residual blocks (default 5)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--workers", type=_count, help="DataLoader worker processes (default 2)")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    p.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS")
+    p.add_argument("--checkpoint-every", type=_count, metavar="STEPS", help="checkpoint and preview interval (default 200; 0: only at the end)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run exactly where it stopped")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing final model")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing final model and run folder")
 
     p = sub.add_parser("export", help="export a trained model to ONNX and verify it")
     p.add_argument("model", help="a .pth model from fst train")
@@ -117,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--fp16", action="store_true", help="also write NAME.fp16.onnx (fp16 weights)")
     p.add_argument("--int8", action="store_true", help="also write NAME.int8.onnx (static int8, calibrated on photos)")
-    p.add_argument("--calibration", metavar="DIR", help="photos for int8 calibration (default: tests' photos)")
+    p.add_argument("--calibration", metavar="DIR", help="photos for int8 calibration (required with --int8)")
     p.add_argument("--tolerance", type=float, default=0.05, help="largest allowed |ORT - PyTorch| on the 0..255 scale")
     p.add_argument("--overwrite", action="store_true")
 
@@ -188,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fst: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # permissions, a full disk, a path that is a file...
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"fst: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except MemoryError:
         print("fst: error: out of memory (try a smaller --image-size, --max-size or --tile)", file=sys.stderr)
         return 2

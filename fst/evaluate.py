@@ -4,7 +4,7 @@ For each photo P and its stylization G = model(P), at --size px:
     style ratio   = J_style(G) / J_style(P)     against the painting (lower: more of the style)
     content       = J_content(G, P)              (higher: less of the photo's subject left)
 with the loss weights and style size the model was trained with. By default the photos are the
-ones the training run held out (never trained on), found under --photos.
+ones the training run held out (never trained on) with --held-out, found under --photos.
 """
 
 from __future__ import annotations
@@ -34,8 +34,13 @@ def _training_meta(path: str) -> dict:
 
 
 def evaluate(model: str, photos: list[str], painting: str | None = None, size: int = 256, vgg_weights: str | None = None) -> dict:
+    if not photos:
+        raise FstError("no photos to evaluate on")
     path = resolve_model(model)
-    meta = _training_meta(path)
+    try:
+        meta = _training_meta(path)
+    except Exception:
+        raise FstError(f"{path}: not an fst model") from None
     name = meta.get("name", "")
     if painting is None:
         if name not in SHIPPED:

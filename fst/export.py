@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fst import FstError, __version__
-from fst.images import find_images, load_image
+from fst.images import default_file_mode, find_images, load_image
 
 CONVENTION = "input float32 NCHW RGB 0..255 -> output float32 NCHW RGB 0..255 (clamped); any N, H>=5, W>=5"
 VERIFY_SIZES = [(64, 97), (256, 256), (721, 1280)]  # (H, W): odd, square, large and not multiples of 4
@@ -217,6 +217,7 @@ def export(model_path: str, output: str, opset: int = 17, tolerance: float = 0.0
     os.close(fd)
     try:
         onnx.save(model, tmp)
+        os.chmod(tmp, default_file_mode())
         log(f"verifying {output} (opset {opset})")
         worst = verify(tmp, net, tolerance, log)
         os.replace(tmp, output)
@@ -230,10 +231,17 @@ def export(model_path: str, output: str, opset: int = 17, tolerance: float = 0.0
         if not enabled:
             continue
         path = f"{stem}.{kind}.onnx"
-        if kind == "fp16":
-            write_fp16(output, path)
-        else:
-            write_int8(output, path, photos)
+        partial = f"{path}.part"  # renamed into place only once complete
+        try:
+            if kind == "fp16":
+                write_fp16(output, partial)
+            else:
+                write_int8(output, partial, photos)
+            os.chmod(partial, default_file_mode())
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
         check_photos = photos or [(np.random.default_rng(1).random((1, 3, 256, 256)) * 255).astype(np.float32)]
         report[kind] = compare_variant(output, path, check_photos)
         r = report[kind]

@@ -25,6 +25,7 @@ from fst import FstError
 DEFAULT_MAX_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = None
 
+LOSS_MIN_SIDE = 16  # three VGG poolings deep, and something to look at
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm"}
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
@@ -124,17 +125,21 @@ def load_image(
     long_side: int | None = None,
     size: tuple[int, int] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
 ) -> LoadedImage:
     """Read an image as RGB float (3, H, W) in [0, 1], EXIF orientation applied.
 
     path: a file path, or a binary file-like object (an upload in memory).
-    long_side: resize so the longer side has this many pixels; size: exact (width, height).
+    long_side: resize so the longer side has this many pixels; size: exact (width, height);
+    max_side: shrink (never enlarge) so the longer side is at most this. Decoded once.
     """
     img = _open_checked(path, max_pixels)
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a corrupt EXIF block must not lose the picture
         pass
+    if max_side is not None and max(img.size) > max_side:
+        long_side = max_side
     target = _target_size(*img.size, long_side, size)
     if target != img.size and img.mode in ("RGB", "RGBA", "L", "LA"):
         img = img.resize(target, Image.Resampling.LANCZOS)  # 8-bit: Pillow's fast path
@@ -144,6 +149,16 @@ def load_image(
         alpha = None if alpha is None else np.clip(resize_array(alpha[None], target)[0], 0.0, 1.0)
     name = str(getattr(path, "name", "") or "image") if hasattr(path, "read") else str(path)
     return LoadedImage(rgb, alpha, name)
+
+
+def check_min_side(rgb: np.ndarray, path: str) -> None:
+    """Refuse images under LOSS_MIN_SIDE pixels a side (the loss network pools three times)."""
+    # As loaded and as stored in the file: upscaling a tiny image to --image-size does not make it usable.
+    with Image.open(path) as stored:  # the header only: load_image has already accepted this file
+        sizes = [stored.size, (rgb.shape[2], rgb.shape[1])]
+    for w, h in sizes:
+        if min(w, h) < LOSS_MIN_SIDE:
+            raise FstError(f"{path}: {w}x{h} is too small (at least {LOSS_MIN_SIDE} px a side)")
 
 
 def resize_array(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -212,11 +227,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; give the usual umask'd mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def save_image(

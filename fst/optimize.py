@@ -18,29 +18,17 @@ import numpy as np
 import torch
 
 from fst import FstError
-from fst.images import DEFAULT_MAX_PIXELS, check_writable, load_image, preserve_color, save_image
+from fst.images import DEFAULT_MAX_PIXELS, check_min_side, check_writable, load_image, preserve_color, save_image
 from fst.losses import LossConfig, PerceptualLoss
 from fst.runtime import pick_device
 from fst.vgg import load_loss_network
 
-MIN_SIDE = 16  # three VGG poolings deep, and something to look at
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """(3, H, W) -> (3, H, W) grey: Y (Rec. 601) replicated, for luminance-only transfer."""
     y = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
     return np.repeat(y[None], 3, axis=0).astype(np.float32)
-
-
-def check_min_side(rgb: np.ndarray, path: str) -> None:
-    """As loaded and as stored in the file: upscaling a tiny image to --image-size does not make it usable."""
-    from PIL import Image
-
-    with Image.open(path) as stored:  # the header only: load_image has already accepted this file
-        sizes = [stored.size, (rgb.shape[2], rgb.shape[1])]
-    for w, h in sizes:
-        if min(w, h) < MIN_SIDE:
-            raise FstError(f"{path}: {w}x{h} is too small (at least {MIN_SIDE} px a side)")
 
 
 def optimize(
@@ -143,7 +131,7 @@ def optimize(
     bar.close()
     seconds = time.perf_counter() - start_time
     last = best["terms"]
-    if not all(np.isfinite(v) for v in last.values()):
+    if not np.isfinite(best["total"]):  # no evaluation was finite (NaN never compares lower)
         raise FstError(f"the loss became non-finite ({last}); lower --lr or the weights")
     result = torch.sigmoid(best["z"])[0].float().cpu().numpy()
     if preserve_colors:
@@ -165,8 +153,9 @@ def run(args) -> int:
     output = check_writable(args.output, args.overwrite)
     stem, ext = os.path.splitext(output)
     save_every = args.save_every or 0
-    if save_every < 0:
-        raise FstError("--save-every must be positive")
+    snapshots = [f"{stem}_iter{n:05d}{ext}" for n in range(save_every, args.iterations + 1, save_every)] if save_every else []
+    for path in snapshots:  # refuse before the work, not after
+        check_writable(path, args.overwrite)
     if args.style_weights and len(args.style_weights) != len(args.style):
         raise FstError(f"--style-weights has {len(args.style_weights)} values for {len(args.style)} --style images")
     from fst.runtime import pick_amp
@@ -192,7 +181,7 @@ def run(args) -> int:
         vgg_weights=args.vgg_weights,
         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
         save_every=save_every,
-        on_snapshot=lambda n, img: save_image(f"{stem}_iter{n:05d}{ext}", img, overwrite=True),
+        on_snapshot=lambda n, img: save_image(f"{stem}_iter{n:05d}{ext}", img, overwrite=args.overwrite),
     )
     # The file records how it was made, but not the wall time: same inputs and seed, same bytes.
     recorded = {k: v for k, v in report.items() if k != "seconds"}

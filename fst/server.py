@@ -412,10 +412,9 @@ def _job(model: Model, data: bytes, params: Params, config: ServerConfig) -> tup
 
     start = time.perf_counter()
     try:
-        image = load_image(io.BytesIO(data), max_pixels=config.max_pixels)  # header checked before decoding
         limit = min(params.max_size or config.max_size, config.max_size)
-        if max(image.size) > limit:
-            image = load_image(io.BytesIO(data), long_side=limit, max_pixels=config.max_pixels)
+        # header checked before decoding; decoded once, shrunk (never enlarged) to the limit
+        image = load_image(io.BytesIO(data), max_pixels=config.max_pixels, max_side=limit)
         out = stylize_array(model.stylizer, image.rgb, params.strength, params.preserve_color)
         pil_format = FORMATS[params.format][0]
         meta = {"Software": f"fst {__version__}", "fst.model": model.name}

@@ -46,7 +46,7 @@ class OnnxStylizer:
         providers = ["CPUExecutionProvider"]
         if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
             providers.insert(0, "CUDAExecutionProvider")
-        elif device == "cuda":
+        elif device.startswith("cuda"):
             raise FstError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
         try:
             self.session = ort.InferenceSession(model, options, providers=providers)
@@ -173,11 +173,18 @@ def stylize_array(stylizer, rgb: np.ndarray, strength: float = 1.0, preserve_col
 def _output_paths(inputs: list[str], output: str | None, style: str, fmt: str | None) -> list[str]:
     ext = "." + (fmt or "png")
     if output is None:
-        return [str(Path(p).with_name(f"{Path(p).stem}_{style}{ext}")) for p in inputs]
+        paths = [str(Path(p).with_name(f"{Path(p).stem}_{style}{ext}")) for p in inputs]
+        if len(set(paths)) != len(paths):  # x.jpg and x.png side by side
+            paths = [str(Path(p).with_name(f"{Path(p).stem}_{Path(p).suffix[1:]}_{style}{ext}")) for p in inputs]
+        return paths
     if len(inputs) == 1 and Path(output).suffix.lower() in SAVE_FORMATS and not os.path.isdir(output):
         return [output]
     if Path(output).suffix.lower() in IMAGE_EXTENSIONS:
+        if len(inputs) == 1:
+            raise FstError(f"{output}: unknown output extension (use .png, .jpg or .webp)")
         raise FstError(f"{output}: several inputs need an output folder, not a file")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise FstError(f"{output}: exists and is not a folder")
     os.makedirs(output, exist_ok=True)
     names = [f"{Path(p).stem}{ext}" for p in inputs]
     if len(set(names)) != len(names):  # same file name in different sub-folders
@@ -199,23 +206,27 @@ def run(args) -> int:
     for out in outputs:  # refuse to clobber before spending any time
         check_writable(out, args.overwrite)
     failed = 0
-    from tqdm import tqdm
+    jobs = list(zip(inputs, outputs))
+    if len(jobs) > 1:  # a progress bar over folders; a single image skips importing tqdm
+        from tqdm import tqdm
 
-    for src, dst in tqdm(list(zip(inputs, outputs)), unit="img", disable=len(inputs) < 2, desc="stylize"):
+        jobs = tqdm(jobs, unit="img", desc="stylize")
+    for src, dst in jobs:
         try:
-            image = load_image(src, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
-            rgb, alpha = image.rgb, image.alpha
-            if args.max_size and max(image.size) > args.max_size:
-                image = load_image(src, long_side=args.max_size, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
-                rgb, alpha = image.rgb, image.alpha
-            out = stylize_array(stylizer, rgb, args.strength, args.preserve_color, args.tile)
-            save_image(dst, out, alpha, overwrite=args.overwrite)
+            image = load_image(src, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, max_side=args.max_size)
+            out = stylize_array(stylizer, image.rgb, args.strength, args.preserve_color, args.tile)
+            save_image(dst, out, image.alpha, overwrite=args.overwrite)
             if len(inputs) == 1:
                 print(f"saved {dst}")
-        except FstError as e:
+        except (FstError, OSError) as e:  # one line for this file; the others still run
             failed += 1
-            message = str(e) if str(e).startswith(src) else f"{src}: {e}"
-            tqdm.write(f"fst: error: {message}", file=sys.stderr)  # above the progress bar, on its own line
+            text = str(e) if isinstance(e, FstError) else (e.strerror or str(e))
+            message = text if text.startswith(src) else f"{src}: {text}"
+            line = f"fst: error: {message}"
+            if len(inputs) > 1:
+                jobs.write(line, file=sys.stderr)  # above the progress bar, on its own line
+            else:
+                print(line, file=sys.stderr)
     if failed:
         print(f"fst: {failed} of {len(inputs)} image(s) failed", file=sys.stderr)
         return 1

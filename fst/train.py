@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 from fst import FstError, __version__
 from fst.data import PhotoFolder, coco_subset, split_validation
-from fst.images import load_image, save_image
+from fst.images import check_min_side, load_image, save_image
 from fst.losses import LossConfig, PerceptualLoss
 from fst.runtime import pick_amp, pick_device
 from fst.transformer import DEFAULT_CHANNELS, DEFAULT_RES_BLOCKS, TransformerNet
@@ -120,16 +120,25 @@ def train_step(model, criterion: PerceptualLoss, optimizer, batch: torch.Tensor)
     return terms
 
 
-def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
-    """Run the training described by cfg; returns the path of the final model."""
+def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dict | None = None) -> str:
+    """Run the training described by cfg; returns the path of the final model.
+
+    resume: a checkpoint to continue exactly; its configuration is used, with `overrides` (by
+    default cfg's RESUMABLE_OVERRIDES fields) replacing those few fields.
+    """
     state = None
     if resume:
         if not os.path.isfile(resume):
             raise FstError(f"--resume {resume}: no such checkpoint")
-        state = torch.load(resume, map_location="cpu", weights_only=True)
-        saved = _config_from_dict(state["config"])
-        for key in RESUMABLE_OVERRIDES:
-            setattr(saved, key, getattr(cfg, key))
+        try:
+            state = torch.load(resume, map_location="cpu", weights_only=True)
+            saved = _config_from_dict(state["config"])
+        except Exception:
+            raise FstError(f"--resume {resume}: not an fst training checkpoint (runs/NAME/checkpoint.pth)") from None
+        if overrides is None:
+            overrides = {key: getattr(cfg, key) for key in RESUMABLE_OVERRIDES}
+        for key, value in overrides.items():
+            setattr(saved, key, value)
         cfg = saved
     rank, world, local_rank = _distributed()
     is_main = rank == 0
@@ -148,14 +157,19 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
     style_hashes = []
     style_tensors = []
     for path in cfg.style:
-        style_tensors.append(torch.from_numpy(load_image(path, long_side=cfg.style_size).rgb)[None].to(device))
+        rgb = load_image(path, long_side=cfg.style_size).rgb
+        check_min_side(rgb, path)
+        style_tensors.append(torch.from_numpy(rgb)[None].to(device))
         style_hashes.append(file_sha256(path))
     name = cfg.name or "+".join(os.path.splitext(os.path.basename(p))[0] for p in cfg.style)
     cfg.name = name
     run_dir = cfg.run_dir or os.path.join("runs", name)
     output = cfg.output or os.path.join("checkpoints", f"{name}.pth")
-    if os.path.exists(output) and not cfg.overwrite and is_main:
+    if os.path.exists(output) and not cfg.overwrite:
         raise FstError(f"{output}: already exists (pass --overwrite, or --output another path)")
+    if state is None and os.path.exists(os.path.join(run_dir, "checkpoint.pth")) and not cfg.overwrite:
+        raise FstError(f"{run_dir} holds an earlier run: continue it with --resume {os.path.join(run_dir, 'checkpoint.pth')}, "
+                       "or pass --overwrite (or --run-dir) to start afresh")
     loss_net = load_loss_network(cfg.vgg_weights, device)
     amp_dtype = pick_amp(cfg.amp, device)
     criterion = PerceptualLoss(loss_net, style_tensors, cfg.loss, cfg.style_blend, amp_dtype)
@@ -234,7 +248,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
         os.makedirs(run_dir, exist_ok=True)
         log(f"training {name}: {len(dataset)} photos, {total_steps} steps of {cfg.batch_size}x{world} at "
             f"{cfg.image_size}px on {device} (VGG autocast: {amp_dtype or 'fp32'}); run folder {run_dir}")
-    log_file = open(os.path.join(run_dir, "log.jsonl"), "a") if is_main else None
+    log_file = open(os.path.join(run_dir, "log.jsonl"), "a" if state else "w") if is_main else None
     from tqdm import tqdm
 
     bar = tqdm(total=total_steps, initial=step, unit="step", disable=not is_main, dynamic_ncols=True)
@@ -285,6 +299,8 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
         interrupted = True
     finally:
         bar.close()
+        if log_file:
+            log_file.close()
     checkpoint(os.path.join(run_dir, "checkpoint.pth"))
     if interrupted:
         log(f"interrupted at step {step}: checkpoint saved; continue with --resume {os.path.join(run_dir, 'checkpoint.pth')}")
@@ -306,7 +322,6 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print) -> str:
         })
         state_dict = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
         _atomic_torch_save({"model": state_dict, "meta": meta}, output)
-        log_file.close()
         log(f"saved {output}")
     if world > 1:
         dist.barrier()
@@ -334,8 +349,12 @@ def run(args) -> int:
     """`fst train` from parsed arguments."""
     if args.style_weights and len(args.style_weights) != len(args.style):
         raise FstError(f"--style-weights has {len(args.style_weights)} values for {len(args.style)} --style images")
+    if not args.resume and not args.style:
+        raise FstError("give --style IMAGE (or --resume CHECKPOINT to continue a run)")
+    # On --resume, only the options given here override the checkpoint's (see RESUMABLE_OVERRIDES).
+    overrides = {k: getattr(args, k) for k in RESUMABLE_OVERRIDES if getattr(args, k, None) not in (None, False)}
     cfg = TrainConfig(
-        style=args.style,
+        style=args.style or [],
         style_blend=args.style_weights,
         data=args.data,
         dataset=args.dataset,
@@ -346,7 +365,7 @@ def run(args) -> int:
         image_size=args.image_size,
         style_size=args.style_size or 512,
         batch_size=args.batch_size,
-        epochs=args.epochs,
+        epochs=args.epochs or 2,
         steps=args.steps,
         lr=args.lr,
         channels=args.channels or DEFAULT_CHANNELS,
@@ -355,11 +374,11 @@ def run(args) -> int:
         seed=args.seed,
         device=args.device,
         amp=args.amp,
-        workers=args.workers,
+        workers=2 if args.workers is None else args.workers,
         flip=not args.no_flip,
-        checkpoint_every=args.checkpoint_every,
+        checkpoint_every=200 if args.checkpoint_every is None else args.checkpoint_every,
         vgg_weights=args.vgg_weights,
         overwrite=args.overwrite,
     )
-    train(cfg, resume=args.resume)
+    train(cfg, resume=args.resume, overrides=overrides)
     return 0

@@ -16,6 +16,9 @@ from fst.stylize import OnnxStylizer
 from fst.styles import DEFAULT_STYLE, SHIPPED, available_styles, shipped_files
 from fst.train import load_model
 
+# Photos the shipped styles' training runs held out (tests/fixtures/CREDITS.md): never trained on.
+HELD_OUT = sorted((FIXTURES / "held_out").glob("*.jpg"))
+
 
 def test_four_styles_are_shipped():
     assert len(SHIPPED) >= 4 and DEFAULT_STYLE in SHIPPED
@@ -38,15 +41,17 @@ def test_shipped_model_moves_photos_toward_its_style(name, loss_network):
     style_size = meta["config"]["style_size"]
     painting = torch.from_numpy(load_image(files["painting"], long_side=style_size).rgb)[None]
     criterion = PerceptualLoss(loss_network, [painting], LossConfig(**meta["config"]["loss"]))
-    for i, photo_name in enumerate(PHOTOS):
-        photo = load_image(FIXTURES / photo_name, long_side=256).rgb
+    assert {p.name for p in HELD_OUT} == set(meta["held_out"])
+    for i, photo_path in enumerate(HELD_OUT):
+        photo_name = photo_path.name
+        photo = load_image(photo_path, long_side=256).rgb
         styled = stylizer(photo)
         # ONNX and the .pth are the same network
         with torch.no_grad():
             ref = net(torch.from_numpy(photo)[None])[0].numpy()
         assert np.abs(ref - styled).max() < 1e-3
         # another photo, stylized, at this one's size: what "subject gone" would score
-        other = load_image(FIXTURES / PHOTOS[(i + 1) % len(PHOTOS)], size=(photo.shape[2], photo.shape[1])).rgb
+        other = load_image(HELD_OUT[(i + 1) % len(HELD_OUT)], size=(photo.shape[2], photo.shape[1])).rgb
         t = {k: torch.from_numpy(v)[None] for k, v in (("photo", photo), ("styled", styled), ("other", stylizer(other)))}
         with torch.no_grad():
             before = float(criterion.style_loss_per_image(t["photo"]))
@@ -95,3 +100,20 @@ def test_gallery_command(tmp_path):
     assert out.count("|") > 10
     code, _, err = run_fst("gallery", FIXTURES / PHOTOS[0], "-o", tmp_path / "g", "--size", "128")
     assert code == 2 and "already exists" in err
+
+
+def test_evaluate_command_reports_the_style_ratio():
+    code, out, err = run_fst("evaluate", DEFAULT_STYLE, "--photos", FIXTURES / PHOTOS[0], FIXTURES / PHOTOS[1],
+                             "--size", "192", "--json")
+    assert code == 0, err
+    (report,) = json.loads(out)
+    assert [r["photo"] for r in report["photos"]] == PHOTOS[:2]
+    for row in report["photos"]:
+        assert row["style_ratio"] == pytest.approx(row["style_output"] / row["style_photo"])
+        assert row["style_ratio"] < 1 / 3 and row["content"] > 0
+    code, out, err = run_fst("evaluate", DEFAULT_STYLE, "--photos", FIXTURES, "--held-out", "--json")
+    assert code == 0, err
+    (report,) = json.loads(out)
+    assert sorted(r["photo"] for r in report["photos"]) == [p.name for p in HELD_OUT]
+    code, _, err = run_fst("evaluate", DEFAULT_STYLE, "--photos", FIXTURES / "held_out" / "nothing*.jpg")
+    assert code == 2 and "matches no file" in err
