@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     p.add_argument("--checkpoint-every", type=_count, metavar="STEPS", help="checkpoint and preview interval (default 200; 0: only at the end)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run exactly where it stopped")
+    p.add_argument("--init", metavar="MODEL", help="start from a trained model's weights (fine-tune, e.g. with another --style-weight)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing final model and run folder")
 
     p = sub.add_parser("export", help="export a trained model to ONNX and verify it")

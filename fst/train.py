@@ -56,6 +56,7 @@ class TrainConfig:
     val_count: int = 4
     vgg_weights: str | None = None
     overwrite: bool = False
+    init: str | None = None  # start from this trained model's weights (fine-tuning)
 
 
 # Fields that --resume may change; everything else comes from the checkpoint.
@@ -203,6 +204,12 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step, epoch, batch_in_epoch = 0, 0, 0
+    if cfg.init and state is None:
+        start, start_meta = load_model(cfg.init)
+        if start.architecture() != net.architecture():
+            raise FstError(f"--init {cfg.init}: its network is {start.architecture()}, this run's is {net.architecture()}")
+        net.load_state_dict(start.state_dict())
+        log(f"starting from {cfg.init} ({start_meta.get('steps', '?')} steps)")
     if state is not None:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -223,6 +230,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
         "data": data_dir,
         "training_images": len(dataset),
         "held_out": [os.path.basename(p) for p in val_paths],
+        "init": cfg.init,
     }
 
     def checkpoint(path: str) -> None:
@@ -379,6 +387,7 @@ def run(args) -> int:
         checkpoint_every=200 if args.checkpoint_every is None else args.checkpoint_every,
         vgg_weights=args.vgg_weights,
         overwrite=args.overwrite,
+        init=args.init,
     )
     train(cfg, resume=args.resume, overrides=overrides)
     return 0
