@@ -1,9 +1,9 @@
 """`fst export`: a trained TransformerNet -> ONNX, verified against PyTorch with ONNX Runtime.
 
 The ONNX model's convention (also stored in its metadata_props as "fst.convention"):
-    input  "input":  float32, (N, 3, H, W), RGB, 0..255, any N, H, W (H, W >= 5)
+    input  "input":  float32, (N, 3, H, W), RGB, 0..255, any N, H, W (H, W >= 11)
     output "output": float32, (N, 3, H, W), RGB, 0..255, clamped
-The graph pads H and W up to a multiple of 4 (reflect) and crops back, so any size works.
+The graph reflect-pads 8 px on every side and up to a multiple of 4, and crops back, so any size works.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import nn
 from fst import FstError, __version__
 from fst.images import default_file_mode, find_images, load_image
 
-CONVENTION = "input float32 NCHW RGB 0..255 -> output float32 NCHW RGB 0..255 (clamped); any N, H>=5, W>=5"
+CONVENTION = "input float32 NCHW RGB 0..255 -> output float32 NCHW RGB 0..255 (clamped); any N, H>=11, W>=11"
 VERIFY_SIZES = [(64, 97), (256, 256), (721, 1280)]  # (H, W): odd, square, large and not multiples of 4
 
 

@@ -29,7 +29,7 @@ from fst.images import (
 )
 from fst.styles import resolve_model
 
-MIN_SIDE = 5  # the network's 9x9 reflection padding needs more than 4 pixels a side
+MIN_SIDE = 11  # = fst.transformer.MIN_SIDE (not imported: that module imports torch)
 
 
 class OnnxStylizer:

@@ -7,8 +7,9 @@ Reflection padding everywhere, instance norm (affine, no running statistics) aft
 the last, nearest-neighbour upsampling then conv (no transposed conv: no checkerboard).
 Johnson's widths are c=32, R=5; fst's default is slimmer (see DEFAULT_CHANNELS).
 
-Input and output: RGB in [0, 1], shape (N, 3, H, W), any H, W >= 5: the input is reflect-padded up
-to a multiple of 4 (the two stride-2 stages) and the output cropped back, inside forward, so the
+Input and output: RGB in [0, 1], shape (N, 3, H, W), any H, W >= 11: the input is reflect-padded by
+8 px on every side (the network's own border behaviour then falls outside the picture) and up to
+a multiple of 4 (the two stride-2 stages), and the output cropped back, inside forward, so the
 ONNX graph does the same.
 """
 
@@ -21,6 +22,8 @@ from torch import nn
 JOHNSON_CHANNELS = 32
 DEFAULT_CHANNELS = 16
 DEFAULT_RES_BLOCKS = 5
+BORDER_MARGIN = 8  # reflected pixels added on each side in forward, cropped from the output
+MIN_SIDE = 11  # reflection padding (8 + up to 3 px) must stay below the side: 10 fails
 
 
 class ConvLayer(nn.Sequential):
@@ -68,19 +71,23 @@ class TransformerNet(nn.Module):
         self.decoder = nn.Sequential(Upsample(4 * c, 2 * c), Upsample(2 * c, c), ConvLayer(c, 3, 9))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) RGB [0, 1] -> (N, 3, H, W) RGB [0, 1]."""
+        """(N, 3, H, W) RGB [0, 1], H, W >= MIN_SIDE -> (N, 3, H, W) RGB [0, 1]."""
         h, w = x.shape[-2], x.shape[-1]
+        # A reflected margin on every side (whatever the network does at its own borders happens
+        # there and is cropped away), plus up to 3 px more to reach a multiple of 4.
+        m = BORDER_MARGIN
         pad_h, pad_w = (4 - h % 4) % 4, (4 - w % 4) % 4
-        y = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        y = F.pad(x, (m, m + pad_w, m, m + pad_h), mode="reflect")
         y = self.decoder(self.residuals(self.encoder(y)))
-        return torch.sigmoid(y[..., :h, :w])
+        return torch.sigmoid(y[..., m : m + h, m : m + w])
 
     def architecture(self) -> dict:
         return {"channels": self.channels, "res_blocks": self.res_blocks}
 
 
 def macs_per_pixel(channels: int, res_blocks: int) -> int:
-    """Multiply-accumulates per input pixel of the convolutions (H, W multiples of 4)."""
+    """Multiply-accumulates of the convolutions per pixel they run on (H, W multiples of 4; forward
+    also runs them on its BORDER_MARGIN, 3 % more at 1024x1024)."""
     c = channels
     full, quarter, sixteenth = 1.0, 0.25, 1 / 16
     total = 9 * 9 * 3 * c * full  # 9x9 in

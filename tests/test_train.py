@@ -20,7 +20,7 @@ from fst import FstError
 from fst.data import PhotoFolder, cache_dataset_images, coco_subset, split_validation
 from fst.losses import LossConfig, PerceptualLoss
 from fst.train import TrainConfig, load_model, train
-from fst.transformer import TransformerNet, macs_per_pixel
+from fst.transformer import BORDER_MARGIN, TransformerNet, macs_per_pixel
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -68,7 +68,7 @@ def tiny_config(tmp: Path, photo_dir: Path, **over) -> TrainConfig:
 
 def test_transformer_any_size_and_range():
     net = TransformerNet(8, 2).eval()
-    for h, w in [(5, 5), (33, 50), (64, 97), (128, 128)]:
+    for h, w in [(12, 12), (33, 50), (64, 97), (128, 128)]:
         with torch.no_grad():
             y = net(torch.rand(2, 3, h, w))
         assert y.shape == (2, 3, h, w)
@@ -78,6 +78,15 @@ def test_transformer_any_size_and_range():
     with torch.no_grad():
         assert torch.allclose(net.eval()(x), net.train()(x))
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+
+
+def test_min_side_agrees_between_torch_and_torch_free_modules():
+    from fst.stylize import MIN_SIDE as STYLIZE_MIN_SIDE
+    from fst.transformer import MIN_SIDE
+
+    assert STYLIZE_MIN_SIDE == MIN_SIDE
+    with pytest.raises(RuntimeError):  # one pixel less cannot be reflect-padded
+        TransformerNet(4, 1)(torch.rand(1, 3, MIN_SIDE - 1, MIN_SIDE - 1))
 
 
 def test_macs_per_pixel_matches_a_count_of_the_convolutions():
@@ -95,7 +104,8 @@ def test_macs_per_pixel_matches_a_count_of_the_convolutions():
         net(torch.rand(1, 3, h, w))
     for handle in handles:
         handle.remove()
-    assert counted / (h * w) == pytest.approx(macs_per_pixel(16, 5), rel=1e-6)
+    side = h + 2 * BORDER_MARGIN  # forward works on the picture plus its reflected margin
+    assert counted / (side * side) == pytest.approx(macs_per_pixel(16, 5), rel=1e-6)
 
 
 def test_photo_folder_is_recursive_skips_broken_and_is_deterministic(photo_dir):
@@ -196,7 +206,7 @@ def test_cli_train_refuses_to_overwrite_and_reports_bad_input(tmp_path, photo_di
     existing = tmp_path / "model.pth"
     existing.write_bytes(b"precious")
     base = [sys.executable, "-m", "fst", "train", "--style", str(FIXTURES / "starry_night.jpg"), "--data", str(photo_dir),
-            "--image-size", "32", "--steps", "1", "--channels", "4", "--workers", "0"]
+            "--image-size", "32", "--steps", "1", "--channels", "4", "--workers", "0", "--run-dir", str(tmp_path / "run")]
     r = subprocess.run(base + ["--output", str(existing)], capture_output=True, text=True, env=_cli_env())
     assert r.returncode == 2 and existing.read_bytes() == b"precious"
     assert r.stderr.strip().startswith("fst: error:") and "already exists" in r.stderr and "Traceback" not in r.stderr
