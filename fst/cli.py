@@ -46,34 +46,24 @@ def _blend_weights(text: str) -> list[float]:
     return weights
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+def _bounded(convert, positive: bool):
+    """An argparse type: `convert` the text, then require > 0 (positive) or >= 0."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if convert is int else 'a number'}, got {text!r}") from None
+        if not (value > 0 if positive else value >= 0):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"expected {'a positive number' if positive else '0 or more'}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def _size_or_pixels(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+_positive_float = _bounded(float, positive=True)
+_count = _bounded(int, positive=False)
+_size_or_pixels = _bounded(int, positive=True)
 
 
 # command -> "module:function(args)"; imported only when that command runs.
