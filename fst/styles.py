@@ -74,7 +74,7 @@ def run_styles(args) -> int:
     for name, info in SHIPPED.items():
         files = shipped_files(name)
         row = {"name": name, **info, "default": name == DEFAULT_STYLE,
-               **{k: str(v) for k, v in files.items() if v.exists()}}
+               **{f"{k}_file" if k == "painting" else k: str(v) for k, v in files.items() if v.exists()}}
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))

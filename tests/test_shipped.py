@@ -88,6 +88,8 @@ def test_styles_command_lists_them_with_sources():
     assert [r["name"] for r in rows] == list(SHIPPED)
     assert sum(r["default"] for r in rows) == 1
     assert all(r["artist"] and r["painting"] and "onnx" in r for r in rows)
+    assert [r["painting"] for r in rows] == [info["painting"] for info in SHIPPED.values()]  # titles, not paths
+    assert all(r["painting_file"].endswith(f"{r['name']}.jpg") for r in rows)
     code, out, _ = run_fst("styles")
     assert code == 0 and "Hokusai" in out and "* default" in out
 
