@@ -764,6 +764,14 @@ def _mem(row: dict) -> str:
     return text
 
 
+def _compared_row(r: dict, timing_cells: str) -> str:
+    """A train/optimize table row: fst's rows carry both ratios, the others dashes."""
+    fst = r["role"] == "fst"
+    name = f"**{r['name']}**" if fst else r["name"]
+    ratios = f"{_x(r.get('speedup_vs_plain'))} | {_x(r.get('speedup_vs_reference'))}" if fst else "— | —"
+    return f"| {_fmt_size(r['size'])} | {name} | {timing_cells} | {ratios} | {_mem(r)} |"
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = ["# fst bench", ""]
@@ -817,22 +825,14 @@ def markdown(report: dict) -> str:
         lines += [f"## Training step (batch {tr['batch']}, style image {tr['style_size']} px)", "",
                   "| size | implementation | s/step | images/s | speed-up vs plain | vs pytorch/examples | peak RSS MB (+during) |",
                   "|---|---|---:|---:|---:|---:|---:|"]
-        for r in tr["rows"]:
-            fst = r["role"] == "fst"
-            name = f"**{r['name']}**" if fst else r["name"]
-            lines.append(f"| {_fmt_size(r['size'])} | {name} | {r['seconds']:.3f} | {r['images_per_s']:.2f} | "
-                         f"{_x(r.get('speedup_vs_plain')) if fst else '—'} | {_x(r.get('speedup_vs_reference')) if fst else '—'} | {_mem(r)} |")
+        lines += [_compared_row(r, f"{r['seconds']:.3f} | {r['images_per_s']:.2f}") for r in tr["rows"]]
         lines.append("")
     if "optimize" in sections:
         op = sections["optimize"]
         lines += ["## `fst optimize` (L-BFGS): seconds per loss evaluation", "",
                   "| size | implementation | s/evaluation | speed-up vs plain | vs tutorial | peak RSS MB (+during) |",
                   "|---|---|---:|---:|---:|---:|"]
-        for r in op["rows"]:
-            fst = r["role"] == "fst"
-            name = f"**{r['name']}**" if fst else r["name"]
-            lines.append(f"| {_fmt_size(r['size'])} | {name} | {r['seconds']:.3f} | "
-                         f"{_x(r.get('speedup_vs_plain')) if fst else '—'} | {_x(r.get('speedup_vs_reference')) if fst else '—'} | {_mem(r)} |")
+        lines += [_compared_row(r, f"{r['seconds']:.3f}") for r in op["rows"]]
         lines.append("")
     if report["notes"]:
         lines.append("Notes:")
