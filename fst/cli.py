@@ -21,6 +21,8 @@ def _add_loss_args(p: argparse.ArgumentParser, style_required: bool = True) -> N
     g.add_argument("--style", action="append", required=style_required, metavar="IMAGE", help="style image; repeat to blend several")
     g.add_argument("--style-weights", type=_blend_weights, metavar="W,W,...", help="blend weights of the --style images")
     g.add_argument("--style-size", type=_size_or_pixels, metavar="PX", help="longest side of the style image(s): the style's scale")
+    g.add_argument("--style-margin", type=_margin, metavar="F",
+                   help="fraction of the style image cut off each side first: scan edges, frames (default 0.02)")
     g.add_argument("--content-weight", type=float, help="alpha (default 1)")
     g.add_argument("--style-weight", type=float, help="beta (default 5)")
     g.add_argument("--tv-weight", type=float, help="gamma, total variation (default 10)")
@@ -64,6 +66,13 @@ def _bounded(convert, positive: bool):
 _positive_float = _bounded(float, positive=True)
 _count = _bounded(int, positive=False)
 _size_or_pixels = _bounded(int, positive=True)
+
+
+def _margin(text: str) -> float:
+    value = _bounded(float, positive=False)(text)
+    if not value < 0.25:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to below 0.25, got {text!r}")
+    return value
 
 
 # command -> "module:function(args)"; imported only when that command runs.

@@ -126,18 +126,24 @@ def load_image(
     size: tuple[int, int] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_side: int | None = None,
+    margin: float = 0.0,
 ) -> LoadedImage:
     """Read an image as RGB float (3, H, W) in [0, 1], EXIF orientation applied.
 
     path: a file path, or a binary file-like object (an upload in memory).
     long_side: resize so the longer side has this many pixels; size: exact (width, height);
     max_side: shrink (never enlarge) so the longer side is at most this. Decoded once.
+    margin: cut this fraction of the width (height) off the left and right (top and bottom) first,
+    before any resize (style images: see LossConfig.style_margin).
     """
     img = _open_checked(path, max_pixels)
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a corrupt EXIF block must not lose the picture
         pass
+    if margin:
+        dx, dy = round(margin * img.width), round(margin * img.height)
+        img = img.crop((dx, dy, img.width - dx, img.height - dy))
     if max_side is not None and max(img.size) > max_side:
         long_side = max_side
     target = _target_size(*img.size, long_side, size)

@@ -57,7 +57,8 @@ def optimize(
     dev = pick_device(device)
     content_rgb = load_image(content_path, long_side=image_size, max_pixels=max_pixels).rgb
     check_min_side(content_rgb, content_path)
-    styles = [load_image(p, long_side=style_size or image_size, max_pixels=max_pixels).rgb for p in style_paths]
+    styles = [load_image(p, long_side=style_size or image_size, max_pixels=max_pixels, margin=loss_config.style_margin).rgb
+              for p in style_paths]
     for rgb, path in zip(styles, style_paths):
         check_min_side(rgb, path)
     if preserve_colors:  # transfer luminance only; colours come back from the content at the end

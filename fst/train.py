@@ -65,7 +65,7 @@ RESUMABLE_OVERRIDES = ("steps", "epochs", "checkpoint_every", "output", "workers
 
 def _config_from_dict(d: dict) -> TrainConfig:
     d = dict(d)
-    d["loss"] = LossConfig(**d["loss"])
+    d["loss"] = LossConfig.from_dict(d["loss"])
     return TrainConfig(**d)
 
 
@@ -158,7 +158,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     style_hashes = []
     style_tensors = []
     for path in cfg.style:
-        rgb = load_image(path, long_side=cfg.style_size).rgb
+        rgb = load_image(path, long_side=cfg.style_size, margin=cfg.loss.style_margin).rgb
         check_min_side(rgb, path)
         style_tensors.append(torch.from_numpy(rgb)[None].to(device))
         style_hashes.append(file_sha256(path))

@@ -221,3 +221,36 @@ def test_gradcheck_of_the_full_perceptual_loss(double_network):
         lambda x: loss2(x, content_features=target)["total"], (generated,), eps=1e-6, atol=1e-5, rtol=1e-3,
         fast_mode=True,  # a random directional derivative: the full Jacobian was checked above
     )
+
+
+# ------------------------------------------------------------------ the style image's margin
+
+
+def test_style_margin_removes_a_painting_frame_from_the_style_target(loss_network, style_path, tmp_path):
+    """A scan with a light 8 px canvas edge: with the margin, its Gram targets are the unframed
+    painting's; without it they differ (the edge's straight lines are style statistics)."""
+    from PIL import Image
+
+    painting = Image.open(style_path).convert("RGB").resize((184, 184))
+    framed = Image.new("RGB", (200, 200), (235, 230, 215))
+    framed.paste(painting, (8, 8))
+    framed.save(tmp_path / "framed.png")
+    painting.save(tmp_path / "plain.png")
+    plain = load_image(tmp_path / "plain.png").rgb
+    cut = load_image(tmp_path / "framed.png", margin=8 / 200).rgb  # 8 px off each side
+    np.testing.assert_array_equal(cut, plain)
+    assert load_image(tmp_path / "framed.png", long_side=92, margin=8 / 200).rgb.shape == (3, 92, 92)  # crop, then resize
+    cfg = LossConfig(style_layers={"relu1_2": 1.0, "relu3_3": 1.0})
+    grams = {name: PerceptualLoss(loss_network, [torch.from_numpy(img)[None]], cfg).target_grams
+             for name, img in (("plain", plain), ("framed", load_image(tmp_path / "framed.png").rgb))}
+    for layer in cfg.style_layers:
+        distance = float((grams["framed"][layer] - grams["plain"][layer]).norm() / grams["plain"][layer].norm())
+        assert distance > 0.02, (layer, distance)
+
+
+def test_style_margin_is_recorded_and_old_records_mean_none():
+    assert LossConfig().style_margin == 0.02 and LossConfig().as_dict()["style_margin"] == 0.02
+    old = LossConfig().as_dict()
+    del old["style_margin"]  # a model trained before the option existed used the whole painting
+    assert LossConfig.from_dict(old).style_margin == 0.0
+    assert LossConfig.from_dict(LossConfig(style_margin=0.1).as_dict()).style_margin == 0.1

@@ -39,8 +39,9 @@ def test_shipped_model_moves_photos_toward_its_style(name, loss_network):
     assert onnx_meta["fst.style"] == name
     stylizer = OnnxStylizer(str(files["onnx"]))
     style_size = meta["config"]["style_size"]
-    painting = torch.from_numpy(load_image(files["painting"], long_side=style_size).rgb)[None]
-    criterion = PerceptualLoss(loss_network, [painting], LossConfig(**meta["config"]["loss"]))
+    loss_config = LossConfig.from_dict(meta["config"]["loss"])
+    painting = torch.from_numpy(load_image(files["painting"], long_side=style_size, margin=loss_config.style_margin).rgb)[None]
+    criterion = PerceptualLoss(loss_network, [painting], loss_config)
     assert {p.name for p in HELD_OUT} == set(meta["held_out"])
     for i, photo_path in enumerate(HELD_OUT):
         photo_name = photo_path.name

@@ -186,6 +186,7 @@ def test_final_model_loads_weights_only_with_metadata(tmp_path, photo_dir):
     assert meta["vgg"].startswith("caffe:sha256:")
     assert len(meta["style_sha256"][0]) == 64 and meta["steps"] == 2
     assert set(meta["final_loss"]) == {"content", "style", "tv", "total"}
+    assert meta["config"]["loss"]["style_margin"] == 0.02  # how the style target was cut, for evaluate and resume
     net, _ = load_model(path)
     assert net(torch.rand(1, 3, 20, 30)).shape == (1, 3, 20, 30)
     run = tmp_path / "run"
@@ -213,6 +214,8 @@ def test_cli_train_refuses_to_overwrite_and_reports_bad_input(tmp_path, photo_di
     r = subprocess.run(base[:7] + [str(tmp_path / "nowhere")] + base[8:] + ["--output", str(tmp_path / "x.pth")],
                        capture_output=True, text=True, env=_cli_env())
     assert r.returncode == 2 and "no such folder" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(base + ["--style-margin", "0.3", "--output", str(tmp_path / "x.pth")], capture_output=True, text=True, env=_cli_env())
+    assert r.returncode == 2 and "--style-margin" in r.stderr and "below 0.25" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_ctrl_c_writes_a_checkpoint(tmp_path, photo_dir):
