@@ -17,7 +17,7 @@ import torch
 
 from fst import FstError
 from fst.images import find_images, load_image
-from fst.losses import LossConfig, PerceptualLoss
+from fst.losses import LossConfig, PerceptualLoss, load_style_image
 from fst.stylize import load_stylizer
 from fst.styles import SHIPPED, resolve_model, shipped_files
 from fst.vgg import load_loss_network
@@ -47,8 +47,8 @@ def evaluate(model: str, photos: list[str], painting: str | None = None, size: i
             raise FstError(f"{model}: pass --style PAINTING (not a shipped style)")
         painting = str(shipped_files(name)["painting"])
     config = meta.get("config", {})
-    loss_config = LossConfig.from_dict(config["loss"]) if "loss" in config else LossConfig()
-    style = torch.from_numpy(load_image(painting, long_side=config.get("style_size", 256), margin=loss_config.style_margin).rgb)[None]
+    loss_config = LossConfig.from_dict(config.get("loss", {}))
+    style = torch.from_numpy(load_style_image(painting, config.get("style_size", 256), loss_config))[None]
     criterion = PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config)
     stylizer = load_stylizer(path)
     rows = []

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from fst import FstError
+from fst.images import DEFAULT_MAX_PIXELS, check_min_side, load_image
 from fst.vgg import LAYER_NAMES, LossNetwork
 
 DEFAULT_CONTENT_LAYER = "relu2_2"
@@ -79,6 +80,14 @@ class LossConfig:
             "style_margin": self.style_margin,
             "style_layers": dict(self.style_layers),
         }
+
+
+def load_style_image(path: str, long_side: int, config: LossConfig, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """A style image as this loss uses it: (3, H, W) RGB in [0, 1], its config.style_margin cut
+    off each side, then resized so the longer side is long_side (the style's scale)."""
+    rgb = load_image(path, long_side=long_side, max_pixels=max_pixels, margin=config.style_margin).rgb
+    check_min_side(rgb, str(path))
+    return rgb
 
 
 def parse_style_layers(text: str) -> dict[str, float]:

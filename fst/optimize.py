@@ -19,7 +19,7 @@ import torch
 
 from fst import FstError
 from fst.images import DEFAULT_MAX_PIXELS, check_min_side, check_writable, load_image, preserve_color, save_image
-from fst.losses import LossConfig, PerceptualLoss
+from fst.losses import LossConfig, PerceptualLoss, load_style_image
 from fst.runtime import pick_device
 from fst.vgg import load_loss_network
 
@@ -57,10 +57,7 @@ def optimize(
     dev = pick_device(device)
     content_rgb = load_image(content_path, long_side=image_size, max_pixels=max_pixels).rgb
     check_min_side(content_rgb, content_path)
-    styles = [load_image(p, long_side=style_size or image_size, max_pixels=max_pixels, margin=loss_config.style_margin).rgb
-              for p in style_paths]
-    for rgb, path in zip(styles, style_paths):
-        check_min_side(rgb, path)
+    styles = [load_style_image(p, style_size or image_size, loss_config, max_pixels) for p in style_paths]
     if preserve_colors:  # transfer luminance only; colours come back from the content at the end
         content_for_loss, styles = luminance(content_rgb), [luminance(s) for s in styles]
     else:

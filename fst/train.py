@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader, Subset
 
 from fst import FstError, __version__
 from fst.data import PhotoFolder, coco_subset, split_validation
-from fst.images import check_min_side, load_image, save_image
-from fst.losses import LossConfig, PerceptualLoss
+from fst.images import load_image, save_image
+from fst.losses import LossConfig, PerceptualLoss, load_style_image
 from fst.runtime import pick_amp, pick_device
 from fst.transformer import DEFAULT_CHANNELS, DEFAULT_RES_BLOCKS, TransformerNet
 from fst.vgg import file_sha256, load_loss_network
@@ -158,8 +158,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     style_hashes = []
     style_tensors = []
     for path in cfg.style:
-        rgb = load_image(path, long_side=cfg.style_size, margin=cfg.loss.style_margin).rgb
-        check_min_side(rgb, path)
+        rgb = load_style_image(path, cfg.style_size, cfg.loss)
         style_tensors.append(torch.from_numpy(rgb)[None].to(device))
         style_hashes.append(file_sha256(path))
     name = cfg.name or "+".join(os.path.splitext(os.path.basename(p))[0] for p in cfg.style)

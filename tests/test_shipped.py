@@ -11,7 +11,7 @@ import torch
 
 from conftest import FIXTURES, PHOTOS, run_fst
 from fst.images import load_image
-from fst.losses import LossConfig, PerceptualLoss
+from fst.losses import LossConfig, PerceptualLoss, load_style_image
 from fst.stylize import OnnxStylizer
 from fst.styles import DEFAULT_STYLE, SHIPPED, available_styles, shipped_files
 from fst.train import load_model
@@ -40,7 +40,7 @@ def test_shipped_model_moves_photos_toward_its_style(name, loss_network):
     stylizer = OnnxStylizer(str(files["onnx"]))
     style_size = meta["config"]["style_size"]
     loss_config = LossConfig.from_dict(meta["config"]["loss"])
-    painting = torch.from_numpy(load_image(files["painting"], long_side=style_size, margin=loss_config.style_margin).rgb)[None]
+    painting = torch.from_numpy(load_style_image(files["painting"], style_size, loss_config))[None]
     criterion = PerceptualLoss(loss_network, [painting], loss_config)
     assert {p.name for p in HELD_OUT} == set(meta["held_out"])
     for i, photo_path in enumerate(HELD_OUT):
