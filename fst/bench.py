@@ -14,6 +14,10 @@ torch.cuda.max_memory_allocated on CUDA). Sections:
             hardware has it, style Grams computed once) against the plain step (fp32, separate
             full VGG passes for the output and the content, style Grams recomputed from the style
             image every step) and pytorch/examples' step (as plain, style Grams computed once).
+* command   whole `fst stylize` commands of one 1024² JPEG in fresh processes, as a user times
+            them (start-up, imports, model load, decode, network, encode): ONNX Runtime (the
+            default) and --backend torch, against the plain command (pytorch/examples'
+            `neural_style.py eval`: import torch, load the .pth, eager fp32, PIL in and out).
 * optimize  seconds per loss evaluation of `fst optimize` (L-BFGS) at 256² and 512², against the
             plain evaluation (the content and the style image through VGG again at every
             evaluation, pixels optimised directly with a clamp) and the PyTorch tutorial's
@@ -31,6 +35,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +46,7 @@ import numpy as np
 
 from fst import FstError, __version__
 
-SECTIONS = ("peak", "stylize", "train", "optimize")
+SECTIONS = ("peak", "stylize", "command", "train", "optimize")
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 PHOTO_NAMES = ("chenonceau_castle.jpg", "kitten.jpg", "butterfly.jpg")
 STYLE_NAME = "starry_night.jpg"
@@ -53,6 +58,7 @@ class Plan:
     stylize_sizes: list[int]
     train_sizes: list[int]
     optimize_sizes: list[int]
+    command_size: int = 1024
     batch: int = 4
     train_style_size: int = 512
     peak_n: int = 2048
@@ -63,12 +69,13 @@ class Plan:
     @classmethod
     def make(cls, quick: bool, repeats: int | None) -> "Plan":
         if quick:
-            plan = cls(True, [64, 128], [64], [64], train_style_size=128, calibration_size=64,
-                       warmup={s: 1 for s in SECTIONS}, repeats={"peak": 3, "stylize": 3, "train": 2, "optimize": 2})
+            plan = cls(True, [64, 128], [64], [64], command_size=128, train_style_size=128, calibration_size=64,
+                       warmup={s: 1 for s in SECTIONS},
+                       repeats={"peak": 3, "stylize": 3, "command": 2, "train": 2, "optimize": 2})
         else:
             plan = cls(False, [256, 512, 1024], [128, 256], [256, 512],
-                       warmup={"peak": 1, "stylize": 2, "train": 1, "optimize": 1},
-                       repeats={"peak": 5, "stylize": 5, "train": 3, "optimize": 3})
+                       warmup={"peak": 1, "stylize": 2, "command": 1, "train": 1, "optimize": 1},
+                       repeats={"peak": 5, "stylize": 5, "command": 5, "train": 3, "optimize": 3})
         if repeats is not None:
             plan.repeats = {s: repeats for s in SECTIONS}
         return plan
@@ -349,7 +356,7 @@ def torch_net(model: Model, device):
     from fst.transformer import TransformerNet
 
     if model.pth_path:
-        from fst.train import load_model
+        from fst.transformer import load_model
 
         net, meta = load_model(model.pth_path, device)
         model.architecture = net.architecture()
@@ -393,24 +400,31 @@ def bench_peak(plan: Plan, device, timer: Timer) -> dict:
     return result
 
 
+def _fp32_onnx(model: Model, workdir: str) -> str:
+    """The model's ONNX file: the shipped one, else exported from the .pth into workdir (once)."""
+    if model.onnx_path:
+        return model.onnx_path
+    path = os.path.join(workdir, "model.onnx")
+    if not os.path.isfile(path):
+        from fst.export import to_onnx_bytes
+        from fst.transformer import load_model
+
+        net, _ = load_model(model.pth_path)
+        with open(path, "wb") as f:
+            f.write(to_onnx_bytes(net))
+    return path
+
+
 def _ort_variants(model: Model, workdir: str, plan: Plan) -> tuple[dict[str, str], list[str]]:
     """{'fp32': path, 'fp16': path, 'int8': path}: shipped files beside the model, else made here."""
     from fst.export import write_fp16, write_int8
 
     notes = []
+    fp32 = _fp32_onnx(model, workdir)
     if model.onnx_path is None:
-        import onnx
-
-        from fst.export import to_onnx_bytes
-        from fst.train import load_model
-
-        net, _ = load_model(model.pth_path)
-        fp32 = os.path.join(workdir, "model.onnx")
-        onnx.save(onnx.load_from_string(to_onnx_bytes(net)), fp32)
-        notes.append(f"ONNX Runtime rows: {model.pth_path} exported to ONNX in memory")
+        notes.append(f"ONNX Runtime rows: {model.pth_path} exported to ONNX here")
         stem = None
     else:
-        fp32 = model.onnx_path
         stem = fp32[: -len(".onnx")]
     variants = {"fp32": fp32}
     for kind in ("fp16", "int8"):
@@ -470,7 +484,9 @@ def bench_stylize(plan: Plan, device, timer: Timer, model: Model, peak_gflops: f
         torch_stylizer = TorchStylizer(model.pth_path, str(device))
     else:  # the same call on the same network, without a .pth file to load it from
         torch_stylizer = TorchStylizer.__new__(TorchStylizer)
-        torch_stylizer.torch, torch_stylizer.device, torch_stylizer.net = torch, device, net
+        from fst.subpixel import for_inference
+
+        torch_stylizer.torch, torch_stylizer.device, torch_stylizer.net = torch, device, for_inference(net)
     stylizers["PyTorch eager"] = torch_stylizer
     providers = {k: s.session.get_providers()[0] for k, s in stylizers.items() if hasattr(s, "session")}
 
@@ -582,6 +598,89 @@ class PlainLoss:
         dy = (output[:, :, 1:, :] - output[:, :, :-1, :]).pow(2).mean()
         dx = (output[:, :, :, 1:] - output[:, :, :, :-1]).pow(2).mean()
         return loss + cfg.tv_weight * (dx + dy)
+
+
+def plain_stylize_command() -> None:
+    """The plain whole command, as pytorch/examples' `neural_style.py eval` does it: import torch,
+    load the .pth into the network, eager fp32 under no_grad, PIL in and out.
+    Run as `python -c "from fst.bench import plain_stylize_command; plain_stylize_command()" PHOTO MODEL.pth OUT`."""
+    photo, model, output = sys.argv[1:4]
+    import torch
+    from PIL import Image
+
+    from fst.transformer import TransformerNet
+
+    state = torch.load(model, map_location="cpu", weights_only=True)
+    net = TransformerNet(**state["meta"]["architecture"])
+    net.load_state_dict(state["model"])
+    x = torch.from_numpy(np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
+    with torch.no_grad():
+        y = net.eval()(x[None])[0]
+    Image.fromarray((y.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)).save(output)
+
+
+# A tiny launcher that times one command as /usr/bin/time does: fork + exec, wait4 for the child's
+# own peak RSS. (The bench process cannot start the command itself: Linux carries the parent's
+# RSS, with torch loaded, into the child's peak through fork and exec.)
+_TIME_ONE_COMMAND = """
+import os, sys, time
+t = time.perf_counter()
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ, file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - t, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def _run_command(argv: list[str], log_path: str) -> tuple[float, float]:
+    """One command in a fresh process: (wall seconds, its peak RSS in MB); its stderr to log_path."""
+    with open(log_path, "wb") as err:
+        done = subprocess.run([sys.executable, "-S", "-c", _TIME_ONE_COMMAND, *argv], stdout=subprocess.PIPE, stderr=err, text=True)
+    seconds, peak, code = done.stdout.split() if done.returncode == 0 else ("0", "0", "launcher failed")
+    if code != "0":
+        with open(log_path, errors="replace") as f:
+            last = (f.read().strip().splitlines() or ["no output"])[-1]
+        raise FstError(f"bench command failed ({' '.join(argv[1:4])} ...): {last[:200]}")
+    return float(seconds), int(peak) / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def bench_command(plan: Plan, device, timer: Timer, model: Model, workdir: str) -> dict:
+    from fst.images import save_image
+
+    size = plan.command_size
+    (rgb,), what = _photos(1, size)
+    photo = os.path.join(workdir, f"photo{size}.jpg")
+    save_image(photo, rgb, overwrite=True)
+    out = os.path.join(workdir, "styled.jpg")
+    fst = [sys.executable, "-m", "fst", "stylize", photo, "-o", out, "--overwrite", "--device", str(device)]
+    commands, skipped = {"fst stylize (ONNX Runtime, default)": ("fst", fst + ["-m", _fp32_onnx(model, workdir)])}, []
+    if model.pth_path:
+        commands["fst stylize --backend torch"] = ("fst", fst + ["-m", model.pth_path, "--backend", "torch"])
+        plain_code = "from fst.bench import plain_stylize_command; plain_stylize_command()"
+        commands["plain: pytorch/examples-style eval command, eager fp32"] = (
+            "plain", [sys.executable, "-c", plain_code, photo, model.pth_path, out])
+    else:
+        skipped.append("--backend torch and the plain command: no .pth for this model")
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+
+    def job(name):
+        return lambda: runs[name].append(_run_command(commands[name][1], os.path.join(workdir, "command.log")))
+
+    warmup, repeats = plan.warmup["command"], plan.repeats["command"]
+    log(f"command {size}²: {len(commands)} whole commands, {warmup} warm-up + {repeats} interleaved rounds, "
+        "each in a fresh process")
+    timer.run_interleaved({name: job(name) for name in commands}, warmup, repeats)  # the order; times from inside
+    rows = []
+    for name, (role, argv) in commands.items():
+        times, peaks = zip(*runs[name][warmup:])
+        memory = {"peak_rss_mb": round(max(peaks), 1), "peak_rss_scope": "child process"}
+        shown = " ".join(["fst"] + argv[3:]) if role == "fst" else "python -c 'plain_stylize_command()' PHOTO MODEL OUT"
+        rows.append(_row("command", size, name, role, list(times), memory, command=shown))
+        log(f"command {size}²: {name}: median {median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f})")
+    plain = next((r for r in rows if r["role"] == "plain"), None)
+    for row in rows:
+        if plain and row["role"] == "fst":
+            row["speedup_vs_plain"] = plain["seconds"] / row["seconds"]
+    return {"sizes": [size], "photo": what, "rows": rows, "skipped": skipped}
 
 
 def bench_train(plan: Plan, device, timer: Timer, model: Model, loss_net) -> dict:
@@ -820,6 +919,20 @@ def markdown(report: dict) -> str:
         for skip in st["skipped"]:
             lines.append(f"- skipped: {skip}")
         lines.append("")
+    if "command" in sections:
+        cm = sections["command"]
+        lines += [f"## Whole command: `fst stylize` of one {_fmt_size(cm['sizes'][0])} JPEG, fresh process each time", "",
+                  "| size | command | s (median) | min–max | speed-up vs plain | peak RSS MB |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for r in cm["rows"]:
+            fst = r["role"] == "fst"
+            name = f"**{r['name']}**" if fst else r["name"]
+            speed = _x(r.get("speedup_vs_plain")) if fst else "1.00× (baseline)"
+            rss = f"{r['memory']['peak_rss_mb']:.0f}" if r["memory"] else "—"
+            lines.append(f"| {_fmt_size(r['size'])} | {name} | {r['seconds']:.2f} | {min(r['times']):.2f}–{max(r['times']):.2f} | "
+                         f"{speed} | {rss} |")
+        lines += [f"- skipped: {skip}" for skip in cm["skipped"]]
+        lines.append("")
     if "train" in sections:
         tr = sections["train"]
         lines += [f"## Training step (batch {tr['batch']}, style image {tr['style_size']} px)", "",
@@ -906,6 +1019,8 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
             st = bench_stylize(plan, device, timer, model, peak, workdir)
             report["notes"] += st.pop("notes")
             report["sections"]["stylize"] = st
+        if "command" in sections:
+            report["sections"]["command"] = bench_command(plan, device, timer, model, workdir)
         if "train" in sections:
             report["sections"]["train"] = bench_train(plan, device, timer, model, loss_net)
         if "optimize" in sections:

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
     p.add_argument("--repeats", type=int, help="timed repeats per figure, after warm-up (default 5 for peak and "
                                                "stylize, 3 for train and optimize; 2-3 with --quick)")
-    p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,train,optimize (stylize brings peak along)")
+    p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,command,train,optimize (stylize brings peak along)")
     return parser
 
 

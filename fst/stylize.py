@@ -69,11 +69,13 @@ class TorchStylizer:
         import torch
 
         from fst.runtime import pick_device
-        from fst.train import load_model
+        from fst.subpixel import for_inference
+        from fst.transformer import load_model
 
         self.torch = torch
         self.device = pick_device(device)
-        self.net, meta = load_model(path, self.device)
+        net, meta = load_model(path, self.device)
+        self.net = for_inference(net)
         self.metadata = {"fst.style": meta.get("name", ""), "fst.architecture": json.dumps(meta.get("architecture", {}))}
         self.name = meta.get("name", "")
 
@@ -94,7 +96,7 @@ def load_stylizer(spec: str | None, backend: str = "onnx", device: str = "auto")
         return TorchStylizer(path, device)
     # A .pth on the ONNX Runtime backend: export it in memory first.
     from fst.export import to_onnx_bytes
-    from fst.train import load_model
+    from fst.transformer import load_model
 
     net, meta = load_model(path)
     stylizer = OnnxStylizer(to_onnx_bytes(net), device)

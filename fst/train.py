@@ -10,6 +10,8 @@ import datetime
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -23,7 +25,7 @@ from fst.data import PhotoFolder, coco_subset, split_validation
 from fst.images import load_image, save_image
 from fst.losses import LossConfig, PerceptualLoss, load_style_image
 from fst.runtime import pick_amp, pick_device
-from fst.transformer import DEFAULT_CHANNELS, DEFAULT_RES_BLOCKS, TransformerNet
+from fst.transformer import DEFAULT_CHANNELS, DEFAULT_RES_BLOCKS, TransformerNet, load_model
 from fst.vgg import file_sha256, load_loss_network
 
 
@@ -90,6 +92,40 @@ def _atomic_torch_save(obj, path: str) -> None:
     tmp = path + ".tmp"
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+class CtrlC:
+    """Ctrl-C (SIGINT) while training: the step in flight finishes, then the loop stops, writes its
+    checkpoint and exits 130 (an exception in the middle of a step could checkpoint a half-applied
+    update). A second Ctrl-C interrupts at once. Under torchrun every rank stops at the same step."""
+
+    def __init__(self, world: int, device: torch.device):
+        self.pressed, self.world, self.device, self.previous = False, world, device, None
+
+    def listen(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._press)
+
+    def _press(self, signum, frame) -> None:
+        self.pressed = True
+        signal.signal(signal.SIGINT, self.previous)  # the next one raises KeyboardInterrupt
+
+    def release(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def stop(self) -> bool:
+        """Whether to stop after this step: on any rank, Ctrl-C was pressed."""
+        if self.world == 1:
+            return self.pressed
+        flag = torch.tensor([float(self.pressed)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """DataLoader workers share the terminal's Ctrl-C; the main process decides when to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> list[int]:
@@ -261,8 +297,10 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     bar = tqdm(total=total_steps, initial=step, unit="step", disable=not is_main, dynamic_ncols=True)
     terms = {}
     interrupted = False
+    ctrl_c = CtrlC(world, device)
     try:
-        while step < total_steps:
+        ctrl_c.listen()
+        while step < total_steps and not interrupted:
             order = _epoch_order(len(dataset), cfg.seed, epoch, rank, world)[: batches_per_epoch * cfg.batch_size]
             dataset.epoch = epoch
             loader = DataLoader(
@@ -272,6 +310,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
                 num_workers=cfg.workers,
                 pin_memory=device.type == "cuda",
                 persistent_workers=False,
+                worker_init_fn=_ignore_ctrl_c,
             )
             t0 = time.perf_counter()
             for batch in loader:
@@ -299,12 +338,16 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
                         _preview(net, val_images, device, os.path.join(run_dir, f"preview_{step:06d}.png"))
                 if step >= total_steps:
                     break
+                if ctrl_c.stop():
+                    interrupted = True
+                    break
             else:
                 epoch += 1
                 batch_in_epoch = 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C
         interrupted = True
     finally:
+        ctrl_c.release()
         bar.close()
         if log_file:
             log_file.close()
@@ -334,22 +377,6 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
         dist.barrier()
         dist.destroy_process_group()
     return output
-
-
-def load_model(path: str, device="cpu") -> tuple[TransformerNet, dict]:
-    """A final model or a training checkpoint -> (TransformerNet in eval mode, metadata)."""
-    if not os.path.isfile(path):
-        raise FstError(f"{path}: no such model file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        arch = state["meta"]["architecture"]
-        net = TransformerNet(arch["channels"], arch["res_blocks"])
-        net.load_state_dict({k: v.float() for k, v in state["model"].items()})
-    except FstError:
-        raise
-    except Exception as e:
-        raise FstError(f"{path}: not an fst model ({type(e).__name__})") from None
-    return net.to(device).eval(), state["meta"]
 
 
 def run(args) -> int:

@@ -5,7 +5,8 @@
 
 Reflection padding everywhere, instance norm (affine, no running statistics) after every conv but
 the last, nearest-neighbour upsampling then conv (no transposed conv: no checkerboard).
-Johnson's widths are c=32, R=5; fst's default is slimmer (see DEFAULT_CHANNELS).
+Johnson's widths are c=32, R=5; fst's default is slimmer (see DEFAULT_CHANNELS). Inference (ONNX
+export, --backend torch) runs the same function rearranged: fst.subpixel.
 
 Input and output: RGB in [0, 1], shape (N, 3, H, W), any H, W >= 11: the input is reflect-padded by
 8 px on every side (the network's own border behaviour then falls outside the picture) and up to
@@ -15,15 +16,28 @@ ONNX graph does the same.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from fst import FstError
 
 JOHNSON_CHANNELS = 32
 DEFAULT_CHANNELS = 16
 DEFAULT_RES_BLOCKS = 5
 BORDER_MARGIN = 8  # reflected pixels added on each side in forward, cropped from the output
 MIN_SIDE = 11  # reflection padding (8 + up to 3 px) must stay below the side: 10 fails
+
+
+def reflect_margin(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, H', W'): BORDER_MARGIN reflected pixels on every side (whatever the
+    network does at its own borders happens there and is cropped away), plus up to 3 px more at
+    the bottom and right to reach a multiple of 4 (the two stride-2 stages)."""
+    h, w, m = x.shape[-2], x.shape[-1], BORDER_MARGIN
+    pad_h, pad_w = (4 - h % 4) % 4, (4 - w % 4) % 4
+    return F.pad(x, (m, m + pad_w, m, m + pad_h), mode="reflect")
 
 
 class ConvLayer(nn.Sequential):
@@ -72,13 +86,8 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) RGB [0, 1], H, W >= MIN_SIDE -> (N, 3, H, W) RGB [0, 1]."""
-        h, w = x.shape[-2], x.shape[-1]
-        # A reflected margin on every side (whatever the network does at its own borders happens
-        # there and is cropped away), plus up to 3 px more to reach a multiple of 4.
-        m = BORDER_MARGIN
-        pad_h, pad_w = (4 - h % 4) % 4, (4 - w % 4) % 4
-        y = F.pad(x, (m, m + pad_w, m, m + pad_h), mode="reflect")
-        y = self.decoder(self.residuals(self.encoder(y)))
+        h, w, m = x.shape[-2], x.shape[-1], BORDER_MARGIN
+        y = self.decoder(self.residuals(self.encoder(reflect_margin(x))))
         return torch.sigmoid(y[..., m : m + h, m : m + w])
 
     def architecture(self) -> dict:
@@ -98,3 +107,19 @@ def macs_per_pixel(channels: int, res_blocks: int) -> int:
     total += 3 * 3 * 2 * c * c * full  # up 2 (conv at full resolution)
     total += 9 * 9 * c * 3 * full  # 9x9 out
     return int(total)
+
+
+def load_model(path: str, device="cpu") -> tuple[TransformerNet, dict]:
+    """A final model or a training checkpoint -> (TransformerNet in eval mode, metadata)."""
+    if not os.path.isfile(path):
+        raise FstError(f"{path}: no such model file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        arch = state["meta"]["architecture"]
+        net = TransformerNet(arch["channels"], arch["res_blocks"])
+        net.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    except FstError:
+        raise
+    except Exception as e:
+        raise FstError(f"{path}: not an fst model ({type(e).__name__})") from None
+    return net.to(device).eval(), state["meta"]

@@ -40,7 +40,7 @@ def quick_report(fst_cli):
 
 
 def test_quick_json_has_every_section(quick_report):
-    assert set(quick_report["sections"]) == {"peak", "stylize", "train", "optimize"}
+    assert set(quick_report["sections"]) == {"peak", "stylize", "command", "train", "optimize"}
     assert quick_report["quick"] is True
     assert quick_report["device"] == "cpu"
     machine = quick_report["machine"]
@@ -55,7 +55,7 @@ def test_quick_figures_are_positive_with_ratios(quick_report):
     sections = quick_report["sections"]
     peak = sections["peak"]
     assert _finite_positive(peak["gflops"]) and peak["n"] >= 1024
-    for name in ("stylize", "train", "optimize"):
+    for name in ("stylize", "command", "train", "optimize"):
         rows = sections[name]["rows"]
         assert rows, name
         sizes = sections[name]["sizes"]
@@ -97,6 +97,24 @@ def test_quick_stylize_backends_flops_and_macs(quick_report):
         assert row["percent_of_peak"] == pytest.approx(100 * row["gflops"] / peak)
 
 
+def test_quick_whole_commands_run_in_fresh_processes(quick_report):
+    command = quick_report["sections"]["command"]
+    rows = {r["name"]: r for r in command["rows"]}
+    assert set(rows) == {"fst stylize (ONNX Runtime, default)", "fst stylize --backend torch",
+                         "plain: pytorch/examples-style eval command, eager fp32"}
+    assert command["sizes"] == [128] and not command["skipped"]
+    for row in rows.values():
+        assert len(row["times"]) == quick_report["settings"]["repeats"]["command"] == 2
+        # a fresh process: start-up and imports cost far more than a 128² network call
+        assert min(row["times"]) > 0.05, row
+        assert row["memory"]["peak_rss_scope"] == "child process"
+    onnx, torch_row = rows["fst stylize (ONNX Runtime, default)"], rows["fst stylize --backend torch"]
+    assert "--backend" not in onnx["command"] and onnx["command"].startswith("fst stylize")
+    # the ONNX command never imports torch: it needs less memory than either torch command
+    assert onnx["memory"]["peak_rss_mb"] < torch_row["memory"]["peak_rss_mb"]
+    assert onnx["memory"]["peak_rss_mb"] < rows["plain: pytorch/examples-style eval command, eager fp32"]["memory"]["peak_rss_mb"]
+
+
 def test_markdown_table_from_the_same_report(quick_report):
     from fst.bench import markdown
 
@@ -105,6 +123,7 @@ def test_markdown_table_from_the_same_report(quick_report):
     assert quick_report["machine"]["cpu"] in text and quick_report["machine"]["torch"] in text
     assert "| size | implementation | ms | speed-up vs plain | GFLOP/s | % of peak |" in text
     assert "fst ONNX Runtime int8" in text and "images/s" in text and "s/evaluation" in text
+    assert "| size | command | s (median) | min–max | speed-up vs plain | peak RSS MB |" in text
     columns = None  # every table row has its header's number of cells
     for line in text.splitlines():
         if line.startswith("| size |"):
@@ -122,7 +141,7 @@ def test_only_stylize_limits_the_sections(fst_cli):
     # the stylize rows are a share of the peak, so the peak comes with them
     assert set(report["sections"]) == {"peak", "stylize"}
     assert all(len(r["times"]) == 1 for r in report["sections"]["stylize"]["rows"])
-    assert "bench: train" not in err and "bench: optimize" not in err
+    assert "bench: train" not in err and "bench: optimize" not in err and "bench: command" not in err
 
 
 @pytest.mark.parametrize(

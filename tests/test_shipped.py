@@ -14,7 +14,7 @@ from fst.images import load_image
 from fst.losses import LossConfig, PerceptualLoss, load_style_image
 from fst.stylize import OnnxStylizer
 from fst.styles import DEFAULT_STYLE, SHIPPED, available_styles, shipped_files
-from fst.train import load_model
+from fst.transformer import load_model
 
 # Photos the shipped styles' training runs held out (tests/fixtures/CREDITS.md): never trained on.
 HELD_OUT = sorted((FIXTURES / "held_out").glob("*.jpg"))

@@ -19,8 +19,8 @@ from PIL import Image
 from fst import FstError
 from fst.data import PhotoFolder, cache_dataset_images, coco_subset, split_validation
 from fst.losses import LossConfig, PerceptualLoss
-from fst.train import TrainConfig, load_model, train
-from fst.transformer import BORDER_MARGIN, TransformerNet, macs_per_pixel
+from fst.train import TrainConfig, train
+from fst.transformer import BORDER_MARGIN, TransformerNet, load_model, macs_per_pixel
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -234,6 +234,9 @@ def test_ctrl_c_writes_a_checkpoint(tmp_path, photo_dir):
     assert "Traceback" not in err and "--resume" in out + err
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=True)
     assert ckpt["step"] >= 3
+    # the step in flight finished: it is logged, and the checkpoint holds exactly the logged steps
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == list(range(1, ckpt["step"] + 1))
 
 
 def test_distributed_two_cpu_ranks_stay_identical(tmp_path, photo_dir):
