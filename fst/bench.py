@@ -812,7 +812,7 @@ def bench_optimize(plan: Plan, device, timer: Timer, loss_net, vgg_weights: str 
                 opt.zero_grad(set_to_none=True)
                 total = loss(image, content)
                 total.backward()
-                float(total)
+                float(total.detach())  # what L-BFGS reads; also syncs the device
                 timer.sync()
                 marks.append(time.perf_counter())
                 if len(marks) == warmup:
@@ -1037,8 +1037,9 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
         notes.append("the implementations of one size are timed in interleaved rounds (one call of each per round, "
                      "rotating order), so a busy spell on the machine hits them alike")
     if "stylize" in sections:
-        notes.append("GFLOP/s = 2 x the network's multiply-accumulates / seconds; for fp16 and int8 it is the "
-                     "float32 network's work per second, so it can pass the float32 peak")
+        notes.append("GFLOP/s = 2 x the network's multiply-accumulates (as trained; fst's inference form does "
+                     "about 2 % more) / seconds; for fp16 and int8 it is the float32 network's work per second, and "
+                     "ONNX Runtime's own convolution kernels can beat torch.mm, so a row can pass the peak")
     notes.append("peak RSS MB: the process's resident memory at its highest during that job's calls (the sessions "
                  "and models loaded before stay resident); (+N): the most above its level when a call started")
     if "train" in sections:

@@ -40,6 +40,10 @@ class OnnxStylizer:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # No busy-waiting of the intra-op threads after a run: they would take the cores from
+        # whatever runs next (other requests in `fst serve`, PyTorch in the same process: twice
+        # as slow right after a run here); it costs ONNX Runtime itself ~1 ms at 256², 0 at 1024².
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         available = ort.get_available_providers()
