@@ -608,14 +608,12 @@ def plain_stylize_command() -> None:
     import torch
     from PIL import Image
 
-    from fst.transformer import TransformerNet
+    from fst.transformer import load_model
 
-    state = torch.load(model, map_location="cpu", weights_only=True)
-    net = TransformerNet(**state["meta"]["architecture"])
-    net.load_state_dict(state["model"])
+    net, _ = load_model(model)  # torch.load + TransformerNet + load_state_dict, as theirs
     x = torch.from_numpy(np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
     with torch.no_grad():
-        y = net.eval()(x[None])[0]
+        y = net(x[None])[0]
     Image.fromarray((y.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)).save(output)
 
 

@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--model", help="model to time: shipped style name, .onnx or .pth (default: the default shipped style)")
     p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
-    p.add_argument("--repeats", type=int, help="timed repeats per figure, after warm-up (default 5 for peak and "
-                                               "stylize, 3 for train and optimize; 2-3 with --quick)")
+    p.add_argument("--repeats", type=int, help="timed repeats per figure, after warm-up (default 5 for peak, "
+                                               "stylize and command, 3 for train and optimize; 2-3 with --quick)")
     p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,command,train,optimize (stylize brings peak along)")
     return parser
 

@@ -24,7 +24,6 @@ from fst.runtime import pick_device
 from fst.vgg import load_loss_network
 
 
-
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """(3, H, W) -> (3, H, W) grey: Y (Rec. 601) replicated, for luminance-only transfer."""
     y = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
@@ -151,9 +150,12 @@ def run(args) -> int:
     output = check_writable(args.output, args.overwrite)
     stem, ext = os.path.splitext(output)
     save_every = args.save_every or 0
-    snapshots = [f"{stem}_iter{n:05d}{ext}" for n in range(save_every, args.iterations + 1, save_every)] if save_every else []
-    for path in snapshots:  # refuse before the work, not after
-        check_writable(path, args.overwrite)
+
+    def snapshot_path(n: int) -> str:
+        return f"{stem}_iter{n:05d}{ext}"
+
+    for n in range(save_every, args.iterations + 1, save_every) if save_every else []:  # refuse before the work
+        check_writable(snapshot_path(n), args.overwrite)
     if args.style_weights and len(args.style_weights) != len(args.style):
         raise FstError(f"--style-weights has {len(args.style_weights)} values for {len(args.style)} --style images")
     from fst.runtime import pick_amp
@@ -179,7 +181,7 @@ def run(args) -> int:
         vgg_weights=args.vgg_weights,
         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
         save_every=save_every,
-        on_snapshot=lambda n, img: save_image(f"{stem}_iter{n:05d}{ext}", img, overwrite=args.overwrite),
+        on_snapshot=lambda n, img: save_image(snapshot_path(n), img, overwrite=args.overwrite),
     )
     # The file records how it was made, but not the wall time: same inputs and seed, same bytes.
     recorded = {k: v for k, v in report.items() if k != "seconds"}

@@ -387,7 +387,10 @@ def run(args) -> int:
         raise FstError("give --style IMAGE (or --resume CHECKPOINT to continue a run)")
     # On --resume, only the options given here override the checkpoint's (see RESUMABLE_OVERRIDES).
     overrides = {k: getattr(args, k) for k in RESUMABLE_OVERRIDES if getattr(args, k, None) not in (None, False)}
+    # Options left out on the command line take TrainConfig's defaults.
+    optional = {k: getattr(args, k) for k in ("style_size", "epochs", "channels", "res_blocks", "workers", "checkpoint_every")}
     cfg = TrainConfig(
+        **{k: v for k, v in optional.items() if v is not None},
         style=args.style or [],
         style_blend=args.style_weights,
         data=args.data,
@@ -397,20 +400,14 @@ def run(args) -> int:
         output=args.output,
         run_dir=args.run_dir,
         image_size=args.image_size,
-        style_size=args.style_size or 512,
         batch_size=args.batch_size,
-        epochs=args.epochs or 2,
         steps=args.steps,
         lr=args.lr,
-        channels=args.channels or DEFAULT_CHANNELS,
-        res_blocks=args.res_blocks if args.res_blocks is not None else DEFAULT_RES_BLOCKS,
         loss=LossConfig.from_args(args),
         seed=args.seed,
         device=args.device,
         amp=args.amp,
-        workers=2 if args.workers is None else args.workers,
         flip=not args.no_flip,
-        checkpoint_every=200 if args.checkpoint_every is None else args.checkpoint_every,
         vgg_weights=args.vgg_weights,
         overwrite=args.overwrite,
         init=args.init,
