@@ -89,6 +89,10 @@ COMMANDS = {
 }
 
 
+# Commands whose torch steps re-allocate the same large blocks over and over (fst.allocator).
+KEEP_FREED_MEMORY = {"optimize", "train", "evaluate", "bench"}
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with usage errors on one line like every other fst error."""
 
@@ -206,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in KEEP_FREED_MEMORY:
+        from fst.allocator import tune_allocator
+
+        tune_allocator()
     try:
         module_name, function = COMMANDS[args.command].split(":")
         return int(getattr(importlib.import_module(module_name), function)(args) or 0)

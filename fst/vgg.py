@@ -80,15 +80,10 @@ class LossNetwork(nn.Module):
     def train(self, mode: bool = True):  # always eval: frozen, no dropout/bn anyway
         return super().train(False)
 
-    def forward(
-        self, x: torch.Tensor, layers: list[str], keep_rows_after: tuple[str, int] | None = None, pad: int = 0
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, layers: list[str], pad: int = 0) -> dict[str, torch.Tensor]:
         """x: (N, 3, H, W) RGB in [0, 1] -> {layer: activation (N, C, H', W')}.
 
-        Runs only as deep as the deepest requested layer. keep_rows_after=(layer, n) drops all but
-        the first n batch rows once `layer` is computed: training batches [output; content]
-        together through the shallow layers the content term needs, then carries on with the
-        output rows alone (the content image needs no deep features).
+        Runs only as deep as the deepest requested layer.
 
         pad (a multiple of 8, < H and W): reflect-pad the image first and crop every activation
         back to the image's own extent (pad / 2^poolings). VGG's convolutions zero-pad, which
@@ -114,8 +109,6 @@ class LossNetwork(nn.Module):
                 crop //= 2
             if name in wanted:
                 out[name] = h[..., crop : h.shape[-2] - crop, crop : h.shape[-1] - crop] if crop else h
-            if keep_rows_after is not None and name == keep_rows_after[0]:
-                h = h[: keep_rows_after[1]]
         return out
 
 

@@ -75,18 +75,23 @@ def test_computes_only_as_deep_as_needed(loss_network):
             h.remove()
 
 
-def test_keep_rows_after(loss_network):
+def test_training_loss_runs_the_content_without_autograd(loss_network):
+    """The content photo goes through VGG once, up to the content layer, outside autograd: the
+    loss equals the optimize form (content features given), and no gradient reaches the content
+    (batched with the output, its rows' gradient was computed and thrown away every step)."""
+    from fst.losses import LossConfig, PerceptualLoss
+
     torch.manual_seed(0)
-    x = torch.rand(3, 3, 24, 24)
-    with torch.no_grad():
-        out = loss_network(x, ["relu1_2", "relu2_2", "relu3_3"], keep_rows_after=("relu2_2", 1))
-        alone = loss_network(x[:1], ["relu3_3"])
-        full = loss_network(x, ["relu2_2"])
-    assert out["relu1_2"].shape[0] == 3
-    assert out["relu2_2"].shape[0] == 3  # the layer itself still has every row
-    assert out["relu3_3"].shape == (1, 256, 6, 6)
-    torch.testing.assert_close(out["relu3_3"], alone["relu3_3"], rtol=1e-4, atol=1e-3)
-    torch.testing.assert_close(out["relu2_2"], full["relu2_2"], rtol=1e-5, atol=1e-4)
+    criterion = PerceptualLoss(loss_network, [torch.rand(1, 3, 32, 32)], LossConfig())
+    generated = torch.rand(2, 3, 24, 24, requires_grad=True)
+    content = torch.rand(2, 3, 24, 24, requires_grad=True)
+    terms = criterion(generated, content)
+    given = criterion(generated, content_features=criterion.content_target(content))
+    for name in ("content", "style", "tv", "total"):
+        torch.testing.assert_close(terms[name], given[name], rtol=1e-5, atol=0)
+    terms["total"].backward()
+    assert content.grad is None
+    assert generated.grad is not None and generated.grad.abs().sum() > 0
 
 
 def test_caffe_preprocessing_is_bgr_255_minus_mean(loss_network):
