@@ -66,8 +66,9 @@ def _probe_key() -> str:
 def measure_bf16_speedup(rounds: int = 3) -> float:
     """fp32 time / bf16-autocast time of a VGG-like conv forward + backward on this CPU (> 1: bf16
     is faster). About a second; stops early when bf16 is clearly slower."""
-    conv = nn.Conv2d(64, 64, 3, padding=1)
-    x = torch.randn(2, 64, 56, 56, requires_grad=True)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream as it was (seeded runs)
+        conv = nn.Conv2d(64, 64, 3, padding=1)
+        x = torch.randn(2, 64, 56, 56, requires_grad=True)
 
     def once(dtype) -> float:
         start = time.perf_counter()

@@ -68,3 +68,16 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     faults = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True).stdout)
     assert faults < 16384  # one 64 MB block is 16384 4-KiB pages; default glibc: ~10x that
+
+
+def test_amp_probe_leaves_the_random_stream_alone():
+    """Seeded training must not depend on whether the probe ran in this process (resume is exact)."""
+    import torch
+
+    from fst.runtime import measure_bf16_speedup
+
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    measure_bf16_speedup(rounds=1)
+    assert torch.equal(torch.rand(4), expected)
