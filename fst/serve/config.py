@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1024 * 1024
+# The memory budget (README "fst serve"), from `python -m fst.loadtest --hostile` and single jobs
+# measured with /proc VmHWM on this machine: the process with the 4 shipped models ~120 MB; one
+# job at --max-size 2048 (a 2048x2048 answer) ~1.0 GB alone, ~1.25 GB each with two at once.
+BASE_MB = 200
+JOB_MB_AT_2048 = 1100  # network activations and the float32 copies; scales with the answer's pixels
+DECODE_BYTES_PER_PIXEL = 8  # the decoded input before its shrink (RGBA 8-bit, and one converted copy)
 
 
 @dataclass
@@ -22,6 +28,11 @@ class ServerConfig:
     timeout: float = 60.0  # seconds from admission to answer, else 504
     grace: float = 30.0  # seconds running jobs get to finish after SIGTERM
     threads: int = 0  # ONNX Runtime intra-op threads per session; 0: usable cores // workers
+
+    def memory_budget_mb(self) -> float:
+        """Peak resident memory this configuration stays within, whatever the mix of requests."""
+        job_mb = JOB_MB_AT_2048 * (self.max_size / 2048) ** 2 + DECODE_BYTES_PER_PIXEL * self.max_pixels / MIB
+        return BASE_MB + self.workers * job_mb + self.body_memory / MIB
 
     def intra_op_threads(self) -> int:
         if self.threads:
