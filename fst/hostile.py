@@ -95,8 +95,7 @@ def bombs() -> list[tuple[str, bytes]]:
     header = bytearray(png(Image.new("1", (8, 8))))
     header[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR says 100000x100000: 413 from the header alone
     header[29:33] = zlib.crc32(bytes(header[12:29])).to_bytes(4, "big")
-    y, x = np.mgrid[0:5000, 0:5000]
-    rgba = png(Image.fromarray(np.stack([x % 256, y % 256, (x + y) % 256, 255 - x % 256], -1).astype(np.uint8), "RGBA"))
+    rgba = largest_job()
     other = {}
     for fmt in ("DDS", "TGA", "EPS", "ICO"):
         buf = io.BytesIO()
@@ -105,6 +104,39 @@ def bombs() -> list[tuple[str, bytes]]:
     files = [("1-bit 25000x1000 PNG", one_bit)] * 10 + [("100000x100000 header", bytes(header))] * 4
     files += [("5000x5000 RGBA PNG", rgba)] * 2 + [(f"{fmt} file", data) for fmt, data in other.items()]
     return files[:BOMBS]
+
+
+def largest_job(side: int = 5000) -> bytes:
+    """A side x side RGBA PNG (25 M pixels, the default limit): decoded whole, answered at --max-size."""
+    y, x = np.mgrid[0:side, 0:side]
+    buf = io.BytesIO()
+    Image.fromarray(np.stack([x % 256, y % 256, (x + y) % 256, 255 - x % 256], -1).astype(np.uint8), "RGBA").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def run_memory(serve_args: list[str]) -> dict:
+    """The memory budget's measurements: peak RSS idle, with one largest job, with --workers at once."""
+    import httpx
+
+    server = Server(serve_args)
+    body = largest_job()
+    workers = int(arg_value(serve_args, "--workers", 2))
+    with httpx.Client(timeout=300) as client:
+        server.wait_ready(client)
+        server.sample()
+        idle = server.peak_mb
+        assert post_bomb(server.url, "largest", body) == "200"
+        server.sample()
+        one = server.peak_mb
+        with ThreadPoolExecutor(workers) as pool:
+            answers = list(pool.map(lambda _: post_bomb(server.url, "largest", body), range(workers)))
+        server.sample()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(60)
+    return {"serve_args": serve_args, "idle_mb": round(idle), "one_job_peak_mb": round(one),
+            "one_job_mb": round(one - idle), f"{workers}_at_once_peak_mb": round(server.peak_mb),
+            "per_job_at_once_mb": round((server.peak_mb - idle) / workers), "answers": answers,
+            "budget_mb": round(budget_of(serve_args))}
 
 
 def junk_method(port: int, i: int) -> str:

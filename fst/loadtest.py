@@ -225,7 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--hostile", action="store_true",
                    help="start a server and attack it while a good client sends --size photos, then SIGTERM (fst/hostile.py)")
+    p.add_argument("--memory", action="store_true",
+                   help="start a server and measure its peak RSS with the largest job, alone and --workers at once")
     args = p.parse_args(argv)
+    if args.memory:
+        from fst.hostile import run_memory
+
+        print(json.dumps(run_memory(serve_args), indent=2))
+        return 0
     if args.hostile:
         return _hostile(serve_args, args.size if "--size" in argv else 512, args.json)
     try:

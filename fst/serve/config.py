@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1024 * 1024
-# The memory budget (README "fst serve"), from `python -m fst.loadtest --hostile` and single jobs
-# measured with /proc VmHWM on this machine: the process with the 4 shipped models ~120 MB; one
-# job at --max-size 2048 (a 2048x2048 answer) ~1.0 GB alone, ~1.25 GB each with two at once.
+# The memory budget (README "fst serve"), from `python -m fst.loadtest --memory` here: the process
+# with the 4 shipped models 120 MB; the largest job (25 MP RGBA PNG -> 2048x2048) +987 MB alone,
+# +1208 MB each with two at once (threads' malloc arenas).
 BASE_MB = 200
 JOB_MB_AT_2048 = 1100  # network activations and the float32 copies; scales with the answer's pixels
 DECODE_BYTES_PER_PIXEL = 8  # the decoded input before its shrink (RGBA 8-bit, and one converted copy)
