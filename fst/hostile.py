@@ -83,6 +83,13 @@ class Server:
         with open(self.log.name) as f:
             return f.read()
 
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        os.unlink(self.log.name)
+
 
 def bombs() -> list[tuple[str, bytes]]:
     """20 bomb-like files: (kind, bytes)."""
@@ -121,22 +128,22 @@ def run_memory(serve_args: list[str]) -> dict:
     server = Server(serve_args)
     body = largest_job()
     workers = int(arg_value(serve_args, "--workers", 2))
-    with httpx.Client(timeout=300) as client:
-        server.wait_ready(client)
+    try:
+        with httpx.Client(timeout=300) as client:
+            server.wait_ready(client)
         server.sample()
         idle = server.peak_mb
-        assert post_bomb(server.url, "largest", body) == "200"
+        first = post_bomb(server.url, "largest", body)
         server.sample()
         one = server.peak_mb
         with ThreadPoolExecutor(workers) as pool:
-            answers = list(pool.map(lambda _: post_bomb(server.url, "largest", body), range(workers)))
+            answers = [first, *pool.map(lambda _: post_bomb(server.url, "largest", body), range(workers))]
         server.sample()
-        server.proc.send_signal(signal.SIGTERM)
-        server.proc.wait(60)
-    return {"serve_args": serve_args, "idle_mb": round(idle), "one_job_peak_mb": round(one),
+    finally:
+        server.close()
+    return {"serve_args": serve_args, "answers": answers, "idle_mb": round(idle), "one_job_peak_mb": round(one),
             "one_job_mb": round(one - idle), f"{workers}_at_once_peak_mb": round(server.peak_mb),
-            "per_job_at_once_mb": round((server.peak_mb - idle) / workers), "answers": answers,
-            "budget_mb": round(budget_of(serve_args))}
+            "per_job_at_once_mb": round((server.peak_mb - idle) / workers), "budget_mb": round(budget_of(serve_args))}
 
 
 def junk_method(port: int, i: int) -> str:
@@ -161,90 +168,107 @@ def idle_upload(port: int, started: float, timeout_s: float) -> tuple[str, float
 def run_hostile(serve_args: list[str], photo_size: int = 512) -> dict:
     import httpx
 
+    server = Server(serve_args)
+    try:
+        with httpx.Client(timeout=120) as client:
+            server.wait_ready(client)
+        return _attack(server, serve_args, photo_size)
+    finally:
+        server.close()
+
+
+class Watch:
+    """Background threads for the whole run: peak RSS (every 50 ms), /metrics size (every second)
+    and the well-behaved client, which stops at its first 503 after the SIGTERM."""
+
+    def __init__(self, server: Server, photo_size: int, t0: float):
+        self.server, self.photo_size, self.t0 = server, photo_size, t0
+        self.stop, self.terminated = threading.Event(), threading.Event()
+        self.metrics_sizes: list[int] = []
+        self.good: list[tuple[str, float, str | None]] = []  # (status, seconds, problem)
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self.sample, self.scrape, self.good_client)]
+        for t in self.threads:
+            t.start()
+
+    def sample(self):
+        while not self.stop.is_set():
+            self.server.sample()
+            time.sleep(0.05)
+
+    def scrape(self):
+        import httpx
+
+        with httpx.Client(timeout=30) as c:
+            while not self.stop.is_set():
+                try:
+                    self.metrics_sizes.append(len(c.get(f"{self.server.url}/metrics").content))
+                except httpx.HTTPError:
+                    pass
+                self.stop.wait(1.0)
+
+    def good_client(self):
+        import httpx
+
+        body, _ = test_image(self.photo_size)
+        with httpx.Client(timeout=120, headers=IMAGE) as c:
+            while time.monotonic() - self.t0 < RUN_LIMIT_S:
+                start = time.monotonic()
+                try:
+                    r = c.post(f"{self.server.url}/v1/stylize", params={"format": "jpeg"}, content=body)
+                except httpx.HTTPError as e:
+                    self.good.append(("error", time.monotonic() - start, f"{type(e).__name__}: {e}"))
+                    return
+                if r.status_code == 503 and self.terminated.is_set() and r.headers.get("retry-after"):
+                    self.good.append(("503", time.monotonic() - start, None))
+                    return  # told to go elsewhere: a well-behaved client does
+                problem = None if r.status_code == 200 else f"HTTP {r.status_code}: {r.text[:120]}"
+                self.good.append((str(r.status_code), time.monotonic() - start, problem))
+
+    def join(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+
+
+def _attack(server: Server, serve_args: list[str], photo_size: int) -> dict:
     from fst.serve.config import DEFAULTS
 
-    server = Server(serve_args)
-    budget_mb = budget_of(serve_args)
-    with httpx.Client(timeout=120) as client:
-        server.wait_ready(client)
-        t0 = time.monotonic()
-        stop_sampling = threading.Event()
-        metrics_sizes: list[int] = []
-
-        def sampler():
-            while not stop_sampling.is_set():
-                server.sample()
-                time.sleep(0.05)
-
-        def metrics_watch():
-            with httpx.Client(timeout=30) as c:
-                while not stop_sampling.is_set():
-                    try:
-                        metrics_sizes.append(len(c.get(f"{server.url}/metrics").content))
-                    except httpx.HTTPError:
-                        pass
-                    stop_sampling.wait(1.0)
-
-        terminated = threading.Event()
-        good: list[tuple[str, float, str | None]] = []  # (status, seconds, problem)
-
-        def good_client():
-            body, _ = test_image(photo_size)
-            with httpx.Client(timeout=120, headers=IMAGE) as c:
-                while time.monotonic() - t0 < RUN_LIMIT_S:
-                    start = time.monotonic()
-                    try:
-                        r = c.post(f"{server.url}/v1/stylize", params={"format": "jpeg"}, content=body)
-                    except httpx.HTTPError as e:
-                        good.append(("error", time.monotonic() - start, f"{type(e).__name__}: {e}"))
-                        return
-                    problem = None
-                    if r.status_code == 503 and terminated.is_set() and r.headers.get("retry-after"):
-                        good.append(("503", time.monotonic() - start, None))
-                        return  # told to go elsewhere: a well-behaved client does
-                    if r.status_code != 200:
-                        problem = f"HTTP {r.status_code}: {r.text[:120]}"
-                    good.append((str(r.status_code), time.monotonic() - start, problem))
-
-        threads = [threading.Thread(target=f, daemon=True) for f in (sampler, metrics_watch, good_client)]
-        for t in threads:
-            t.start()
-        body_timeout = float(arg_value(serve_args, "--body-timeout", DEFAULTS.body_timeout))
-        with ThreadPoolExecutor(max_workers=IDLE_UPLOADS + 8) as pool:
-            idle = [pool.submit(idle_upload, server.port, t0, body_timeout + 30) for _ in range(IDLE_UPLOADS)]
-            junk = [pool.submit(junk_method, server.port, i) for i in range(JUNK_METHODS)]
-            bomb_files = bombs()
-            bomb_answers = [pool.submit(post_bomb, server.url, kind, data) for kind, data in bomb_files]
-            junk_statuses = count(f.result() for f in junk)
-            bomb_statuses = count(f"{kind}: {f.result()}" for (kind, _), f in zip(bomb_files, bomb_answers))
-            idle_results = [f.result() for f in idle]
-        attacks_s = time.monotonic() - t0
-        time.sleep(1.0)  # the good client is mid-request somewhere
-        terminated.set()
-        server.proc.send_signal(signal.SIGTERM)
-        sigterm_at = time.monotonic() - t0
-        try:
-            code = server.proc.wait(max(5.0, RUN_LIMIT_S - (time.monotonic() - t0)))
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            code = "killed at the two-minute limit"
-        stop_sampling.set()
-        for t in threads:
-            t.join(10)
+    t0 = time.monotonic()
+    watch = Watch(server, photo_size, t0)
+    body_timeout = float(arg_value(serve_args, "--body-timeout", DEFAULTS.body_timeout))
+    with ThreadPoolExecutor(max_workers=IDLE_UPLOADS + 8) as pool:
+        idle = [pool.submit(idle_upload, server.port, t0, body_timeout + 30) for _ in range(IDLE_UPLOADS)]
+        junk = [pool.submit(junk_method, server.port, i) for i in range(JUNK_METHODS)]
+        bomb_files = bombs()
+        bomb_answers = [pool.submit(post_bomb, server.url, kind, data) for kind, data in bomb_files]
+        junk_statuses = count(f.result() for f in junk)
+        bomb_statuses = count(f"{kind}: {f.result()}" for (kind, _), f in zip(bomb_files, bomb_answers))
+        idle_results = [f.result() for f in idle]
+    attacks_s = time.monotonic() - t0
+    time.sleep(1.0)  # the good client is mid-request somewhere
+    watch.terminated.set()
+    server.proc.send_signal(signal.SIGTERM)
+    sigterm_at = time.monotonic() - t0
+    try:
+        code = server.proc.wait(max(5.0, RUN_LIMIT_S - (time.monotonic() - t0)))
+    except subprocess.TimeoutExpired:
+        code = "still running at the two-minute limit"
+    watch.join()
     total_s = time.monotonic() - t0
-    good_ok = [s for status, s, _ in good if status == "200"]
-    problems = [p for _, _, p in good if p]
+    good_ok = [s for status, s, _ in watch.good if status == "200"]
+    problems = [p for _, _, p in watch.good if p]
     idle_statuses = count(status for status, _ in idle_results)
+    sizes = watch.metrics_sizes
+    budget_mb = budget_of(serve_args)
     report = {
         "serve_args": serve_args,
         "seconds": {"attacks": round(attacks_s, 1), "sigterm_at": round(sigterm_at, 1), "total": round(total_s, 1)},
-        "good_client": {"statuses": count(s for s, _, _ in good), "problems": problems[:5],
+        "good_client": {"statuses": count(s for s, _, _ in watch.good), "problems": problems[:5],
                         "latency_ms_p50": ms(percentile(good_ok, 50)), "latency_ms_max": ms(max(good_ok, default=None))},
-        "idle_uploads": {"statuses": idle_statuses,
-                         "answered_within_s": round(max((s for _, s in idle_results), default=0), 1)},
+        "idle_uploads": {"statuses": idle_statuses, "answered_within_s": round(max(s for _, s in idle_results), 1)},
         "junk_methods": {"statuses": junk_statuses},
         "bombs": {"statuses": bomb_statuses},
-        "metrics_max_bytes": max(metrics_sizes, default=None),
+        "metrics_max_bytes": max(sizes, default=None),
         "peak_rss_mb": round(server.peak_mb),
         "budget_mb": round(budget_mb),
         "exit_code": code,
@@ -252,7 +276,7 @@ def run_hostile(serve_args: list[str], photo_size: int = 512) -> dict:
     report["passed"] = {
         "good_client": not problems and bool(good_ok),
         "idle_uploads_408": idle_statuses == {"408": IDLE_UPLOADS},
-        "metrics_under_100kB": bool(metrics_sizes) and max(metrics_sizes) < METRICS_LIMIT,
+        "metrics_under_100kB": bool(sizes) and max(sizes) < METRICS_LIMIT,
         "rss_within_budget": 0 < server.peak_mb <= budget_mb,
         "exit_0": code == 0,
         "under_two_minutes": total_s < RUN_LIMIT_S,

@@ -231,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory:
         from fst.hostile import run_memory
 
-        print(json.dumps(run_memory(serve_args), indent=2))
-        return 0
+        report = run_memory(serve_args)
+        print(json.dumps(report, indent=2))
+        return 0 if all(a == "200" for a in report["answers"]) else 1
     if args.hostile:
         return _hostile(serve_args, args.size if "--size" in argv else 512, args.json)
     try:

@@ -17,8 +17,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, REPO
-from test_server import IMAGE, KITTEN, ServerProcess, assert_json_error, decode, free_port, jpeg, metric_value
+from conftest import REPO
+from test_server import (  # noqa: F401 (server, client: the module's shared server and its client)
+    IMAGE, KITTEN, ServerProcess, assert_json_error, client, decode, free_port, jpeg, metric_value, server)
 
 STARRY = REPO / "export" / "starry_night.onnx"
 
@@ -403,16 +404,3 @@ def test_security_headers(client):
     assert "default-src 'self'" in policy and "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     for path in ["/v1/models", "/static/app.js", "/healthz"]:
         assert client.get(path).headers["x-content-type-options"] == "nosniff", path
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = ServerProcess("--workers", "2", "--queue", "4", "--max-body", "2000000")
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c

@@ -74,8 +74,9 @@ def run(args) -> int:
                                            timeout_graceful_shutdown=SHUTDOWN_BACKSTOP_S), state.gate, config.grace)
     host = args.host if ":" not in args.host else f"[{args.host}]"
     log.info("fst %s: %d model(s) from %s (%s); %d worker(s) x %d ONNX thread(s), queue %d, timeout %g s, "
-             "grace %g s; http://%s:%d/", __version__, len(state.models), config.models_dir, ", ".join(state.models),
-             config.workers, config.intra_op_threads(), config.queue, config.timeout, config.grace, host, args.port)
+             "grace %g s; memory budget %.0f MB; http://%s:%d/", __version__, len(state.models), config.models_dir,
+             ", ".join(state.models), config.workers, config.intra_op_threads(), config.queue, config.timeout,
+             config.grace, config.memory_budget_mb(), host, args.port)
     server.run(sockets=[sock])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if server.cut_off:

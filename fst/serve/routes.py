@@ -169,10 +169,14 @@ async def stylize(request: Request):
 
 
 async def _stylize(request: Request, s: ServerState) -> Response:
-    multipart = check_request(request.headers, request.headers.get("host"))
-    query = dict(request.query_params)
-    params = parse_params(query, s.default)
-    model = s.model(params.model)  # 404 before reading anything
+    try:  # refused before reading the body: close the connection rather than read it to the end
+        multipart = check_request(request.headers, request.headers.get("host"))
+        query = dict(request.query_params)
+        params = parse_params(query, s.default)
+        model = s.model(params.model)
+    except ApiError as e:
+        e.headers.setdefault("Connection", "close")
+        raise
     try:
         body = await read_body(request.receive, request.headers, s.config.max_body, s.config.body_timeout, s.memory,
                                s.gate.draining)
