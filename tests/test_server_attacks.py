@@ -84,6 +84,8 @@ def test_idle_uploads_hold_no_slot_and_are_cut_off_with_408():
             assert r.status_code == 200, r.text
         health = httpx.get(f"{s.url}/healthz").json()
         assert health["running"] == 0 and health["waiting"] == 0
+        assert health["uploading"] == 22  # seen, and holding only what they sent: 10 bytes each, 4000, a few
+        assert 20 * 10 + 4_000 <= health["body_bytes"] <= 20 * 10 + 4_000 + 30
         answers = [read_until_closed(sock, 10) for sock in [*idle, trickle]]
         elapsed = time.monotonic() - t0
         for answer in answers:

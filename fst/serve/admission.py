@@ -24,6 +24,7 @@ class BodyMemory:
 
     def __init__(self, limit: int):
         self.limit, self.used = limit, 0
+        self.uploads = 0  # bodies being received now
 
     def take(self, n: int) -> bool:
         if self.used + n > self.limit:

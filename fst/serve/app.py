@@ -31,8 +31,9 @@ def create_app(config: ServerConfig, models: dict[str, Model] | None = None) -> 
     gate = Gate(config.workers, config.queue)
     gate.grace_s = config.grace
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="fst-infer")
+    memory = BodyMemory(config.body_memory)
     server = ServerState(config, models, DEFAULT_STYLE if DEFAULT_STYLE in models else next(iter(models)), gate,
-                         BodyMemory(config.body_memory), Metrics(gate, models), executor)
+                         memory, Metrics(gate, memory, models), executor)
 
     @asynccontextmanager
     async def lifespan(app):

@@ -28,7 +28,7 @@ def printable(text: str, limit: int = LOGGED_CHARS) -> str:
 class Metrics:
     """Prometheus metrics in a registry of this app's own."""
 
-    def __init__(self, gate, models: dict):
+    def __init__(self, gate, memory, models: dict):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
         disable_created_metrics()  # no *_created series: they double the output and nobody graphs them
@@ -45,6 +45,10 @@ class Metrics:
         Gauge("fst_workers_busy", "Inference jobs running", registry=r).set_function(lambda: gate.running)
         Gauge("fst_queue_waiting", "Admitted stylize requests waiting for a worker", registry=r).set_function(
             lambda: gate.waiting)
+        Gauge("fst_uploads_in_progress", "Request bodies being received (they hold no worker)", registry=r).set_function(
+            lambda: memory.uploads)
+        Gauge("fst_body_bytes", "Bytes of request bodies in memory (--body-memory)", registry=r).set_function(
+            lambda: memory.used)
         Gauge("fst_workers", "Inference threads (--workers)", registry=r).set(gate.workers)
         Gauge("fst_queue_capacity", "Requests allowed to wait (--queue)", registry=r).set(gate.capacity - gate.workers)
         info = Gauge("fst_model_info", "Loaded models", ["model", "style"], registry=r)

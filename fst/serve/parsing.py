@@ -103,6 +103,7 @@ async def read_body(receive, headers, limit: int, timeout: float, memory: BodyMe
     body = bytearray()
     deadline = time.monotonic() + timeout
     drain = asyncio.ensure_future(draining.wait())
+    memory.uploads += 1
     try:
         while True:
             message = await _next_message(receive, drain, deadline, timeout)
@@ -121,6 +122,7 @@ async def read_body(receive, headers, limit: int, timeout: float, memory: BodyMe
         memory.give(len(body))
         raise
     finally:
+        memory.uploads -= 1
         drain.cancel()
 
 

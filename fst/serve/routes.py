@@ -83,7 +83,8 @@ async def healthz(request: Request):
     s = state(request)
     body = {"status": "draining" if s.gate.draining.is_set() else "ok", "version": __version__,
             "models": list(s.models), "workers": s.config.workers, "queue": s.config.queue,
-            "running": s.gate.running, "waiting": s.gate.waiting}
+            "running": s.gate.running, "waiting": s.gate.waiting, "uploading": s.memory.uploads,
+            "body_bytes": s.memory.used}
     return JSONResponse(body, status_code=503 if s.gate.draining.is_set() else 200)
 
 
