@@ -68,6 +68,13 @@ _count = _bounded(int, positive=False)
 _size_or_pixels = _bounded(int, positive=True)
 
 
+def _port(text: str) -> int:
+    value = _bounded(int, positive=False)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
 def _margin(text: str) -> float:
     value = _bounded(float, positive=False)(text)
     if not value < 0.25:
@@ -83,7 +90,7 @@ COMMANDS = {
     "stylize": "fst.stylize:run",
     "styles": "fst.styles:run_styles",
     "gallery": "fst.styles:run_gallery",
-    "serve": "fst.server:run",
+    "serve": "fst.serve.main:run",
     "bench": "fst.bench:run",
     "evaluate": "fst.evaluate:run",
 }
@@ -175,16 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size_or_pixels, default=384, help="longest side (default 384)")
     p.add_argument("--overwrite", action="store_true")
 
+    from fst.serve.config import DEFAULTS as S  # a plain dataclass: one source of the server's defaults
+
     p = sub.add_parser("serve", help="HTTP inference server with a web page")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000, help="0..65535 (default 8000)")
     p.add_argument("--models", metavar="DIR", help="folder of .onnx models (default: the shipped export/)")
-    p.add_argument("--workers", type=_size_or_pixels, default=2, help="inference threads (concurrent requests)")
-    p.add_argument("--queue", type=int, default=16, help="requests allowed to wait; more get 503")
-    p.add_argument("--max-body", type=_size_or_pixels, default=20 * 1024 * 1024, help="bytes (default 20 MiB)")
-    p.add_argument("--max-pixels", type=_size_or_pixels, default=25_000_000, help="input pixels (default 25M)")
-    p.add_argument("--max-size", type=_size_or_pixels, default=2048, help="largest output side (default 2048)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--workers", type=_size_or_pixels, default=S.workers, help=f"inference threads: jobs running at once (default {S.workers})")
+    p.add_argument("--queue", type=_count, default=S.queue, help=f"jobs allowed to wait for a worker; more get 503 (default {S.queue})")
+    p.add_argument("--max-body", type=_size_or_pixels, default=S.max_body, help=f"bytes of one request (default {S.max_body // 2**20} MiB)")
+    p.add_argument("--body-memory", type=_size_or_pixels, default=S.body_memory,
+                   help=f"bytes of all request bodies held at once; more get 503 (default {S.body_memory // 2**20} MiB)")
+    p.add_argument("--body-timeout", type=_positive_float, default=S.body_timeout,
+                   help=f"seconds to receive a whole request body, else 408 (default {S.body_timeout:g})")
+    p.add_argument("--max-pixels", type=_size_or_pixels, default=S.max_pixels, help=f"input pixels (default {S.max_pixels // 10**6}M)")
+    p.add_argument("--max-size", type=_size_or_pixels, default=S.max_size, help=f"largest output side (default {S.max_size})")
+    p.add_argument("--timeout", type=_positive_float, default=S.timeout, help=f"seconds from a complete body to the answer, else 504 (default {S.timeout:g})")
+    p.add_argument("--grace", type=_bounded(float, positive=False), default=S.grace,
+                   help=f"seconds running jobs get to finish after SIGTERM (default {S.grace:g})")
     p.add_argument("--threads", type=_size_or_pixels, help="ONNX Runtime intra-op threads per inference (default: cores / workers)")
 
     p = sub.add_parser("evaluate", help="style and content terms of a model's outputs on photos")

@@ -9,6 +9,7 @@ an alpha channel, when present, is float32 (H, W) in [0, 1] and is kept aside.
 from __future__ import annotations
 
 import glob
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -27,11 +28,16 @@ Image.MAX_IMAGE_PIXELS = None
 
 LOSS_MIN_SIDE = 16  # three VGG poolings deep, and something to look at
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm"}
+# The only formats decoded (fst serve and every command alike): what cameras, phones and editors
+# write. Pillow knows ~40 more (EPS runs Ghostscript, DDS, PSD, FITS, WMF...): each is attack
+# surface nobody sends on purpose. (Phones' multi-picture JPEGs open as JPEG, then become MPO.)
+# PPM is the uncompressed exchange format of tools (netpbm, ffmpeg).
+DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PPM")
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
 class NotAnImageError(FstError):
-    """The data is not in any image format Pillow can read."""
+    """The data is not in any of the formats fst decodes (DECODED_FORMATS)."""
 
 
 class BrokenImageError(FstError):
@@ -54,11 +60,25 @@ class LoadedImage:
         return self.rgb.shape[2], self.rgb.shape[1]
 
 
-def _open_checked(path: str | os.PathLike | BinaryIO, max_pixels: int) -> Image.Image:
+def open_image(path: str | os.PathLike | BinaryIO) -> Image.Image:
+    """Open (header only) an image in one of DECODED_FORMATS; NotAnImageError for anything else.
+
+    `path` may also be a binary file-like object (e.g. io.BytesIO of an upload).
+    """
+    try:
+        return Image.open(path, formats=DECODED_FORMATS)
+    except UnidentifiedImageError:
+        name = str(getattr(path, "name", "") or "image") if hasattr(path, "read") else str(path)
+        raise NotAnImageError(f"{name}: not an image in a format fst reads ({', '.join(DECODED_FORMATS)})") from None
+
+
+def _open_checked(path: str | os.PathLike | BinaryIO, max_pixels: int, max_side: int | None = None) -> Image.Image:
     """Open and fully decode an image, refusing anything that is not a sane picture.
 
     `path` may also be a binary file-like object (e.g. io.BytesIO of an upload); its name is
-    its `name` attribute, else "image".
+    its `name` attribute, else "image". max_side: a JPEG is decoded at the smallest 1/2, 1/4 or
+    1/8 scale that still has max_side pixels on its longer side (libjpeg's DCT scaling: a 6000x4000
+    photo for a 2048 answer decodes to 3000x2000, a quarter of the memory).
     """
     if hasattr(path, "read"):
         name = str(getattr(path, "name", "") or "image")
@@ -71,9 +91,7 @@ def _open_checked(path: str | os.PathLike | BinaryIO, max_pixels: int) -> Image.
             raise FstError(f"{name}: is a folder, not an image")
         source = name
     try:
-        img = Image.open(source)
-    except UnidentifiedImageError:
-        raise NotAnImageError(f"{name}: not an image Pillow can read") from None
+        img = open_image(source)
     except OSError as e:
         raise BrokenImageError(f"{name}: cannot open image ({e})") from None
     w, h = img.size
@@ -84,26 +102,44 @@ def _open_checked(path: str | os.PathLike | BinaryIO, max_pixels: int) -> Image.
             f"{name}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
             f"(raise it with --max-pixels if the file is trusted)"
         )
+    if max_side is not None and img.format in ("JPEG", "MPO") and max(w, h) > max_side:
+        scale = max_side / max(w, h)
+        img.draft(img.mode, (math.ceil(w * scale), math.ceil(h * scale)))
     try:
         img.load()
-    except (OSError, SyntaxError, ValueError) as e:
-        raise BrokenImageError(f"{name}: broken or truncated image ({e})") from None
+    except (OSError, SyntaxError, ValueError, NotImplementedError, EOFError) as e:
+        raise BrokenImageError(f"{name}: broken or truncated image ({str(e)[:200]})") from None
     return img
 
 
-def _to_float_channels(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pillow image of any mode -> (rgb (3,H,W), alpha (H,W) or None), float32 in [0, 1]."""
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+
+
+def _to_resizable(img: Image.Image) -> Image.Image:
+    """A mode Pillow resizes without losing anything: 8-bit L/LA/RGB/RGBA, 32-bit I/F (16-bit grey)."""
+    if img.mode in ("RGB", "RGBA", "L", "LA", "I", "F"):
+        return img
+    if img.mode.startswith("I;16"):
+        return img.convert("I")
+    return img.convert("RGBA" if _has_alpha(img) else "RGB")  # 1, P, CMYK, YCbCr...: exact in 8 bits
+
+
+def _to_float_channels(img: Image.Image, bits16: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pillow image of any mode -> (rgb (3,H,W), alpha (H,W) or None), float32 in [0, 1].
+
+    bits16: the pixels came from a 16-bit file (now maybe mode I after a resize): scale by 65535.
+    """
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit (or 32-bit) greyscale: Pillow's convert("RGB") would clip at 255.
         grey = np.asarray(img, dtype=np.float32)
-        scale = 65535.0 if (mode.startswith("I;16") or grey.max() > 255) else 255.0
+        scale = 65535.0 if (bits16 or mode.startswith("I;16") or grey.max() > 255) else 255.0
         if mode == "F":
             scale = max(1.0, float(grey.max()))
         grey = np.clip(grey / scale, 0.0, 1.0)
         return np.repeat(grey[None], 3, axis=0), None
-    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info)
-    if has_alpha:
+    if _has_alpha(img):
         arr = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         return np.ascontiguousarray(arr[..., :3].transpose(2, 0, 1)), arr[..., 3].copy()
     # CMYK, YCbCr, L, 1, P and RGB: Pillow's conversion to RGB is correct for these.
@@ -136,7 +172,7 @@ def load_image(
     margin: cut this fraction of the width (height) off the left and right (top and bottom) first,
     before any resize (style images: see LossConfig.style_margin).
     """
-    img = _open_checked(path, max_pixels)
+    img = _open_checked(path, max_pixels, max_side)
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a corrupt EXIF block must not lose the picture
@@ -146,13 +182,11 @@ def load_image(
         img = img.crop((dx, dy, img.width - dx, img.height - dy))
     if max_side is not None and max(img.size) > max_side:
         long_side = max_side
+    bits16 = img.mode.startswith("I;16")
     target = _target_size(*img.size, long_side, size)
-    if target != img.size and img.mode in ("RGB", "RGBA", "L", "LA"):
-        img = img.resize(target, Image.Resampling.LANCZOS)  # 8-bit: Pillow's fast path
-    rgb, alpha = _to_float_channels(img)
-    if target != (rgb.shape[2], rgb.shape[1]):  # 16-bit, CMYK, palette...: resize in float, no 8-bit step
-        rgb = np.clip(resize_array(rgb, target), 0.0, 1.0)
-        alpha = None if alpha is None else np.clip(resize_array(alpha[None], target)[0], 0.0, 1.0)
+    if target != img.size:  # shrink (or grow) before the float32 copy: 12 bytes a pixel
+        img = _to_resizable(img).resize(target, Image.Resampling.LANCZOS)
+    rgb, alpha = _to_float_channels(img, bits16)
     name = str(getattr(path, "name", "") or "image") if hasattr(path, "read") else str(path)
     return LoadedImage(rgb, alpha, name)
 

@@ -10,6 +10,10 @@ was right, 1 otherwise; with --allow-503 a 503 (queue full) that carries a Retry
 counts as a right answer. 2: bad arguments (e.g. a host that is not loopback).
 
 Only loopback targets are accepted (127.0.0.0/8, localhost, ::1): this is a load generator.
+
+    python -m fst.loadtest --hostile [--json] [-- FST SERVE OPTIONS]
+
+starts its own server and runs the bounded hostile mix of fst/hostile.py against it.
 """
 
 from __future__ import annotations
@@ -205,7 +209,11 @@ def _positive(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fst.loadtest", description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    serve_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(prog="python -m fst.loadtest", description=__doc__.split("\n\n")[0],
+                                epilog="--hostile: see fst/hostile.py; options after -- go to `fst serve`")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="server base URL (loopback only)")
     p.add_argument("--clients", type=_positive, default=8, help="concurrent clients (default 8)")
     p.add_argument("--requests", type=_positive, default=200, help="requests in all (default 200)")
@@ -215,7 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request on the client side (default 120)")
     p.add_argument("--allow-503", action="store_true", help="a 503 with Retry-After (queue full) is not an error")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--hostile", action="store_true",
+                   help="start a server and attack it while a good client sends --size photos, then SIGTERM (fst/hostile.py)")
+    p.add_argument("--memory", action="store_true",
+                   help="start a server and measure its peak RSS with the largest job, alone and --workers at once")
     args = p.parse_args(argv)
+    if args.memory:
+        from fst.hostile import run_memory
+
+        report = run_memory(serve_args)
+        print(json.dumps(report, indent=2))
+        return 0 if all(a == "200" for a in report["answers"]) else 1
+    if args.hostile:
+        return _hostile(serve_args, args.size if "--size" in argv else 512, args.json)
     try:
         base = check_loopback(args.url)
     except ValueError as e:
@@ -237,6 +257,18 @@ def main(argv: list[str] | None = None) -> int:
         for e in report["error_samples"]:
             print(f"  error: {e}")
     return 1 if report["errors"] else 0
+
+
+def _hostile(serve_args: list[str], size: int, as_json: bool) -> int:
+    from fst.hostile import run_hostile
+
+    report = run_hostile(serve_args, size)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key}: {value}")
+    return 0 if all(report["passed"].values()) else 1
 
 
 if __name__ == "__main__":

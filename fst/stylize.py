@@ -35,7 +35,7 @@ MIN_SIDE = 11  # = fst.transformer.MIN_SIDE (not imported: that module imports t
 class OnnxStylizer:
     """An ONNX Runtime session over an fst model; CUDA when available, else CPU."""
 
-    def __init__(self, model: str | bytes, device: str = "auto", threads: int = 0):
+    def __init__(self, model: str | bytes, device: str = "auto", threads: int = 0, release_memory: bool = False):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -59,10 +59,16 @@ class OnnxStylizer:
             raise FstError(f"{name}: not a loadable ONNX model ({str(e).splitlines()[0][:160]})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.name = self.metadata.get("fst.style", "")
+        # release_memory (fst serve): the arena gives its blocks back after each run, else it keeps
+        # every session's largest run for good (~0.5 GB per model after one 2048² request).
+        self.run_options = None
+        if release_memory:
+            self.run_options = ort.RunOptions()
+            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """(3, H, W) [0, 1] -> (3, H, W) [0, 1]."""
-        out = self.session.run(None, {"input": (rgb[None] * 255.0).astype(np.float32)})[0][0]
+        out = self.session.run(None, {"input": (rgb[None] * 255.0).astype(np.float32)}, self.run_options)[0][0]
         return out / 255.0
 
 

@@ -23,6 +23,7 @@ from conftest import BOMB_SIZE, FIXTURES, REPO
 
 KITTEN = FIXTURES / "kitten.jpg"  # 320 x 240
 CASTLE = FIXTURES / "chenonceau_castle.jpg"  # 320 x 172
+IMAGE = {"Content-Type": "image/jpeg"}  # a raw body must say it is an image
 MAIN_MAX_BODY = 2_000_000
 MAIN_MAX_SIZE = 400
 
@@ -181,7 +182,7 @@ def test_stylize_multipart_fields_override_the_query(client):
     ("png", "image/png", "PNG"), ("jpeg", "image/jpeg", "JPEG"), ("webp", "image/webp", "WEBP"), ("jpg", "image/jpeg", "JPEG"),
 ])
 def test_each_format_has_its_content_type_and_decodes(client, fmt, content_type, pil_format):
-    r = client.post("/v1/stylize", params={"format": fmt}, content=CASTLE.read_bytes())
+    r = client.post("/v1/stylize", params={"format": fmt}, headers=IMAGE, content=CASTLE.read_bytes())
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == content_type
     out = decode(r.content)
@@ -190,29 +191,29 @@ def test_each_format_has_its_content_type_and_decodes(client, fmt, content_type,
 
 def test_output_size_equals_input_size_and_max_size(client):
     for size in [(97, 61), (64, 200)]:  # odd sizes, portrait
-        r = client.post("/v1/stylize", content=jpeg(*size))
+        r = client.post("/v1/stylize", headers=IMAGE, content=jpeg(*size))
         assert r.status_code == 200, r.text
         assert decode(r.content).size == size
     # max_size downscales (keeping the aspect ratio) and never enlarges
-    r = client.post("/v1/stylize", params={"max_size": 100}, content=CASTLE.read_bytes())
+    r = client.post("/v1/stylize", params={"max_size": 100}, headers=IMAGE, content=CASTLE.read_bytes())
     assert decode(r.content).size == (100, 54)
-    r = client.post("/v1/stylize", params={"max_size": 1000}, content=CASTLE.read_bytes())
+    r = client.post("/v1/stylize", params={"max_size": 1000}, headers=IMAGE, content=CASTLE.read_bytes())
     assert decode(r.content).size == (320, 172)
     # the server's --max-size caps everything, whatever the request asks
     big = jpeg(512, 384)
-    assert decode(client.post("/v1/stylize", content=big).content).size == (MAIN_MAX_SIZE, 300)
-    r = client.post("/v1/stylize", params={"max_size": 5000}, content=big)
+    assert decode(client.post("/v1/stylize", headers=IMAGE, content=big).content).size == (MAIN_MAX_SIZE, 300)
+    r = client.post("/v1/stylize", params={"max_size": 5000}, headers=IMAGE, content=big)
     assert decode(r.content).size == (MAIN_MAX_SIZE, 300)
 
 
 def test_strength_zero_returns_the_original(client):
     original = KITTEN.read_bytes()
-    r = client.post("/v1/stylize", params={"strength": 0, "format": "png"}, content=original)
+    r = client.post("/v1/stylize", params={"strength": 0, "format": "png"}, headers=IMAGE, content=original)
     assert r.status_code == 200
     diff = np.abs(pixels(decode(r.content)) - pixels(decode(original)))
     assert diff.max() <= 1.0
-    half = client.post("/v1/stylize", params={"strength": 0.5, "format": "png"}, content=original)
-    full = client.post("/v1/stylize", params={"strength": 1, "format": "png"}, content=original)
+    half = client.post("/v1/stylize", params={"strength": 0.5, "format": "png"}, headers=IMAGE, content=original)
+    full = client.post("/v1/stylize", params={"strength": 1, "format": "png"}, headers=IMAGE, content=original)
     d_half = np.abs(pixels(decode(half.content)) - pixels(decode(original))).mean()
     d_full = np.abs(pixels(decode(full.content)) - pixels(decode(original))).mean()
     assert 0.3 * d_full < d_half < 0.7 * d_full
@@ -220,8 +221,8 @@ def test_strength_zero_returns_the_original(client):
 
 def test_preserve_color_keeps_the_photo_colours(client):
     original = pixels(decode(KITTEN.read_bytes()))
-    plain = pixels(decode(client.post("/v1/stylize", content=KITTEN.read_bytes()).content))
-    kept = pixels(decode(client.post("/v1/stylize", params={"preserve_color": "true"}, content=KITTEN.read_bytes()).content))
+    plain = pixels(decode(client.post("/v1/stylize", headers=IMAGE, content=KITTEN.read_bytes()).content))
+    kept = pixels(decode(client.post("/v1/stylize", params={"preserve_color": "true"}, headers=IMAGE, content=KITTEN.read_bytes()).content))
 
     def chroma(rgb):  # per-pixel deviation from grey
         return rgb - rgb.mean(axis=2, keepdims=True)
@@ -275,9 +276,9 @@ def test_metrics_change_after_requests(client):
     hist_before = metric_value(text, "fst_http_request_duration_seconds_count", method="POST", path="/v1/stylize")
     inf_before = metric_value(text, "fst_inference_duration_seconds_count", model="starry_night")
 
-    assert client.post("/v1/stylize", content=KITTEN.read_bytes()).status_code == 200
-    assert client.post("/v1/stylize", content=KITTEN.read_bytes()).status_code == 200
-    assert client.post("/v1/stylize", content=b"not an image at all").status_code == 415
+    assert client.post("/v1/stylize", headers=IMAGE, content=KITTEN.read_bytes()).status_code == 200
+    assert client.post("/v1/stylize", headers=IMAGE, content=KITTEN.read_bytes()).status_code == 200
+    assert client.post("/v1/stylize", headers=IMAGE, content=b"not an image at all").status_code == 415
 
     after = client.get("/metrics").text
     assert metric_value(after, "fst_http_requests_total", method="POST", path="/v1/stylize", status="200") == ok_before + 2
@@ -293,7 +294,7 @@ def test_metrics_change_after_requests(client):
 def test_413_body_too_large(client, server):
     too_big = b"\xff" * (MAIN_MAX_BODY + 100_000)
     # Announced by Content-Length: refused before reading.
-    message = assert_json_error(client.post("/v1/stylize", content=too_big), 413)
+    message = assert_json_error(client.post("/v1/stylize", headers=IMAGE, content=too_big), 413)
     assert "limit" in message
     # Chunked, no Content-Length: refused while reading.
 
@@ -301,7 +302,7 @@ def test_413_body_too_large(client, server):
         for i in range(0, len(too_big), 64 * 1024):
             yield too_big[i : i + 64 * 1024]
 
-    assert_json_error(client.post("/v1/stylize", content=chunks()), 413)
+    assert_json_error(client.post("/v1/stylize", headers=IMAGE, content=chunks()), 413)
     assert metric_value(client.get("/metrics").text, "fst_rejected_total", reason="too_large") >= 2
     assert client.get("/healthz").status_code == 200
 
@@ -310,7 +311,7 @@ def test_413_too_many_pixels_from_the_header(client, bad_images):
     bomb = bad_images["bomb"].read_bytes()
     assert decode_size(bomb) == (BOMB_SIZE, BOMB_SIZE)
     t0 = time.monotonic()
-    message = assert_json_error(client.post("/v1/stylize", content=bomb), 413)
+    message = assert_json_error(client.post("/v1/stylize", headers=IMAGE, content=bomb), 413)
     assert "100000x100000" in message
     assert time.monotonic() - t0 < 5  # nothing was decoded
     assert_json_error(client.post("/v1/stylize", files={"image": ("bomb.png", bomb, "image/png")}), 413)
@@ -322,10 +323,10 @@ def decode_size(png: bytes) -> tuple[int, int]:
 
 
 def test_400_and_415_for_garbage(client, bad_images):
-    assert_json_error(client.post("/v1/stylize", content=bad_images["text"].read_bytes()), 415)
-    assert_json_error(client.post("/v1/stylize", content=os.urandom(5000)), 415)
-    assert_json_error(client.post("/v1/stylize", content=bad_images["truncated"].read_bytes()), 400)
-    assert_json_error(client.post("/v1/stylize", content=b""), 400)
+    assert_json_error(client.post("/v1/stylize", headers=IMAGE, content=bad_images["text"].read_bytes()), 415)
+    assert_json_error(client.post("/v1/stylize", headers=IMAGE, content=os.urandom(5000)), 415)
+    assert_json_error(client.post("/v1/stylize", headers=IMAGE, content=bad_images["truncated"].read_bytes()), 400)
+    assert_json_error(client.post("/v1/stylize", headers=IMAGE, content=b""), 400)
     # multipart without the image field, and a malformed multipart body
     assert_json_error(client.post("/v1/stylize", data={"strength": "1"}, files={"other": ("x.jpg", b"x")}), 400)
     bad_multipart = client.post("/v1/stylize", content=b"--nope\r\n garbage",
@@ -334,7 +335,7 @@ def test_400_and_415_for_garbage(client, bad_images):
 
 
 def test_404_unknown_model(client):
-    message = assert_json_error(client.post("/v1/stylize", params={"model": "no_such_style"}, content=KITTEN.read_bytes()), 404)
+    message = assert_json_error(client.post("/v1/stylize", params={"model": "no_such_style"}, headers=IMAGE, content=KITTEN.read_bytes()), 404)
     assert "starry_night" in message  # lists what is available
     assert_json_error(client.post("/v1/stylize", files={"image": ("k.jpg", KITTEN.read_bytes())}, data={"model": "nope"}), 404)
     assert_json_error(client.get("/no/such/page"), 404)
@@ -345,7 +346,7 @@ def test_404_unknown_model(client):
     {"max_size": "0"}, {"max_size": "big"}, {"preserve_color": "maybe"},
 ])
 def test_422_bad_query_parameters(client, params):
-    message = assert_json_error(client.post("/v1/stylize", params=params, content=KITTEN.read_bytes()), 422)
+    message = assert_json_error(client.post("/v1/stylize", params=params, headers=IMAGE, content=KITTEN.read_bytes()), 422)
     assert next(iter(params)) in message
 
 
@@ -357,7 +358,7 @@ def test_422_bad_multipart_fields(client, fields):
 
 
 def test_422_image_too_small(client, bad_images):
-    assert "too small" in assert_json_error(client.post("/v1/stylize", content=bad_images["tiny"].read_bytes()), 422)
+    assert "too small" in assert_json_error(client.post("/v1/stylize", headers=IMAGE, content=bad_images["tiny"].read_bytes()), 422)
 
 
 @pytest.fixture(scope="module")
@@ -378,7 +379,7 @@ def test_503_with_retry_after_when_the_queue_is_full(tight_server):
     def one():
         with httpx.Client(timeout=60) as c:
             barrier.wait()
-            r = c.post(f"{s.url}/v1/stylize", content=body)
+            r = c.post(f"{s.url}/v1/stylize", headers=IMAGE, content=body)
         with lock:
             results.append(r)
 
@@ -405,13 +406,13 @@ def test_a_queued_request_whose_client_left_is_skipped(tight_server):
     s = tight_server
     inferences = metric_value(httpx.get(f"{s.url}/metrics").text, "fst_inference_duration_seconds_count", model="starry_night")
     answers: list[int] = []
-    big = threading.Thread(target=lambda: answers.append(httpx.post(f"{s.url}/v1/stylize", content=jpeg(1600, 1200), timeout=60).status_code))
+    big = threading.Thread(target=lambda: answers.append(httpx.post(f"{s.url}/v1/stylize", headers=IMAGE, content=jpeg(1600, 1200), timeout=60).status_code))
     big.start()
     deadline = time.monotonic() + 10
     while httpx.get(f"{s.url}/healthz").json()["running"] == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     with pytest.raises(httpx.ReadTimeout):  # queued behind the big one; this client gives up
-        httpx.post(f"{s.url}/v1/stylize", content=jpeg(64, 48), timeout=0.3)
+        httpx.post(f"{s.url}/v1/stylize", headers=IMAGE, content=jpeg(64, 48), timeout=0.3)
     big.join()
     assert answers == [200]
     deadline = time.monotonic() + 10
@@ -429,7 +430,7 @@ def test_a_queued_request_whose_client_left_is_skipped(tight_server):
 def test_504_after_the_timeout():
     s = ServerProcess("--timeout", "0.05", "--workers", "1")
     try:
-        r = httpx.post(f"{s.url}/v1/stylize", content=jpeg(1024, 768), timeout=60)
+        r = httpx.post(f"{s.url}/v1/stylize", headers=IMAGE, content=jpeg(1024, 768), timeout=60)
         assert "timeout" in assert_json_error(r, 504)
         # the server is fine afterwards: cheap requests still answer
         assert httpx.get(f"{s.url}/healthz").json()["status"] == "ok"

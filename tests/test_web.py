@@ -56,11 +56,28 @@ def page(server):
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        # Console errors too: a Content-Security-Policy violation is reported only there.
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Security Policy" in m.text else None)
         page.goto(server.url + "/")
         page.errors = errors
         yield page
         context.close()
         browser.close()
+
+
+DISPLAY_JS = "(id) => getComputedStyle(document.getElementById(id)).display"
+
+
+def visible_placeholder(page, frame: str) -> bool:
+    return page.evaluate(f"() => getComputedStyle(document.querySelector('#{frame} .placeholder')).display") != "none"
+
+
+def test_the_empty_page_shows_placeholders_not_broken_images(page):
+    # `.frame img {display: block}` used to beat the `hidden` attribute: two broken-image icons.
+    for img, frame in [("original", "original-frame"), ("result", "result-frame")]:
+        assert page.evaluate(DISPLAY_JS, img) == "none", img
+        assert visible_placeholder(page, frame), frame
+    assert page.errors == []
 
 
 def test_page_lists_the_styles_with_their_paintings(page):
@@ -130,3 +147,25 @@ def test_dropping_a_file_and_a_server_error_is_shown(page):
     page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=30_000)
     assert "not an image" in page.inner_text("#status")
     assert page.locator("#stylize").is_enabled()
+    # The castle's result from the test before is gone: nothing beside the new "photo", and
+    # the photo itself (not displayable) shows the placeholder, not a broken-image icon.
+    assert page.evaluate(DISPLAY_JS, "result") == "none" and visible_placeholder(page, "result-frame")
+    assert page.evaluate(DISPLAY_JS, "original") == "none" and visible_placeholder(page, "original-frame")
+    assert not page.locator("#download").is_visible()
+    assert page.inner_text("#result-info") == ""
+
+
+def test_a_failed_request_clears_the_previous_result(page, server):
+    page.set_input_files("#file-input", str(FIXTURES / "kitten.jpg"))  # another file: `change` fires
+    page.wait_for_function("() => document.getElementById('original').naturalHeight === 240")
+    page.click("#stylize")
+    page.wait_for_function("() => { const i = document.getElementById('result');"
+                           " return !i.hidden && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+    assert page.evaluate(DISPLAY_JS, "result") != "none"
+    # The next request fails (the server answers 422 for this size): the old result must not stay.
+    page.evaluate("() => { const s = document.getElementById('max-size'); s.add(new Option('5 px', '5')); s.value = '5'; }")
+    page.click("#stylize")
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=30_000)
+    assert "max_size" in page.inner_text("#status")
+    assert page.evaluate(DISPLAY_JS, "result") == "none" and not page.locator("#download").is_visible()
+    assert page.errors == []

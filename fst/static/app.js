@@ -95,18 +95,27 @@ function setFile(file) {
     return;
   }
   state.file = file;
-  state.hasResult = false;
   if (state.originalUrl) URL.revokeObjectURL(state.originalUrl);
   state.originalUrl = URL.createObjectURL(file);
   const img = $("original");
+  img.onerror = () => { img.hidden = true; }; // not displayable here: the server will say why
   img.src = state.originalUrl;
   img.hidden = false;
   $("file-name").textContent = file.name || "pasted image";
-  $("result").hidden = true;
-  $("download").hidden = true;
-  $("result-info").textContent = "";
+  clearResult();
   $("stylize").disabled = !state.model;
   setStatus("Ready: pick a style and press Stylize.");
+}
+
+// The previous photo's result must never stay beside a new photo, nor after a failed request.
+function clearResult() {
+  state.hasResult = false;
+  $("result").hidden = true;
+  $("result").removeAttribute("src");
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultUrl = null;
+  $("download").hidden = true;
+  $("result-info").textContent = "";
 }
 
 function wireDrop() {
@@ -182,7 +191,10 @@ async function stylize() {
     link.hidden = false;
     setStatus(`Done in ${seconds} s.`);
   } catch (err) {
-    if (seq === state.seq) setStatus(`Could not stylize: ${err.message}`, true);
+    if (seq === state.seq) {
+      clearResult();
+      setStatus(`Could not stylize: ${err.message}`, true);
+    }
   } finally {
     if (seq === state.seq) setBusy(false);
   }

@@ -1,0 +1,169 @@
+"""What a stylize request asks for: its parameters, its content type and its body.
+
+Query parameters and multipart fields go through the same parser (fields win), so `format=PNG`
+means the same in both. The body is read here, before admission, within the body timeout and
+the size and memory limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from fst.serve.admission import BodyMemory, Draining
+from fst.serve.errors import ApiError, ClientGone, shown
+from fst.stylize import MIN_SIDE
+
+# format parameter -> (Pillow format, content type, file extension)
+FORMATS = {
+    "png": ("PNG", "image/png", "png"),
+    "jpeg": ("JPEG", "image/jpeg", "jpg"),
+    "jpg": ("JPEG", "image/jpeg", "jpg"),
+    "webp": ("WEBP", "image/webp", "webp"),
+}
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+PARAMETERS = ("model", "strength", "preserve_color", "max_size", "format")
+RAW_TYPES = ("image/", "application/octet-stream")  # a raw body must say it is an image
+MULTIPART = "multipart/form-data"
+CLOSE = {"Connection": "close"}  # stop reading what the client still sends
+
+
+@dataclass(frozen=True)
+class Params:
+    model: str
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int | None = None
+    format: str = "png"
+
+
+def parse_params(values: dict[str, str], default_model: str) -> Params:
+    """{name: text} (query parameters, then multipart fields over them) -> Params, or 422."""
+    strength = _number(values, "strength", float, 1.0)
+    if not 0.0 <= strength <= 1.0:  # NaN fails too
+        raise ApiError(422, f"strength: must be between 0 and 1, got {shown(values['strength'])}")
+    max_size = _number(values, "max_size", int, None)
+    if max_size is not None and max_size < MIN_SIDE:
+        raise ApiError(422, f"max_size: must be at least {MIN_SIDE}, got {max_size}")
+    fmt = values.get("format", "").strip().lower() or "png"
+    if fmt not in FORMATS:
+        raise ApiError(422, f"format: must be one of png, jpeg, webp, got {shown(values['format'])}")
+    word = values.get("preserve_color", "").strip().lower() or "false"
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise ApiError(422, f"preserve_color: expected true or false, got {shown(values['preserve_color'])}")
+    return Params(values.get("model") or default_model, strength, word in TRUE_WORDS, max_size, fmt)
+
+
+def _number(values: dict[str, str], name: str, kind, default):
+    text = values.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number between 0 and 1"
+        raise ApiError(422, f"{name}: expected {what}, got {shown(text)}") from None
+
+
+def check_request(headers, host: str | None) -> bool:
+    """415 unless the body is an image or a multipart form; 403 for another site's form post.
+
+    -> True for multipart. A raw body with text/plain (or none) is what any web page can make a
+    visitor's browser send without asking; an image/* type cannot be sent cross-site that way.
+    """
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    origin = headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != (host or ""):
+        raise ApiError(403, "cross-site requests are refused: call the API directly, or use this server's page")
+    if ctype == MULTIPART:
+        return True
+    if not ctype.startswith(RAW_TYPES):
+        raise ApiError(415, "send the image as the body with Content-Type image/... (or application/octet-stream), "
+                            f"or as the multipart field \"image\"; got Content-Type {shown(ctype or '(none)')}")
+    return False
+
+
+async def read_body(receive, headers, limit: int, timeout: float, memory: BodyMemory,
+                    draining: asyncio.Event) -> bytearray:
+    """The request body, all of it within `timeout` seconds, at most `limit` bytes.
+
+    408 when it does not arrive in time, 413 over the limit, 503 when the server's body memory is
+    full, Draining when the server starts shutting down, ClientGone when the client hangs up. Its bytes stay counted in
+    `memory` (the caller gives them back: len(body)); on an error they are given back here.
+    """
+    declared = headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, f"bad Content-Length {shown(declared)}")
+        if int(declared) > limit:
+            raise ApiError(413, f"request body of {int(declared):,} bytes is over the limit of {limit:,} bytes", CLOSE,
+                           "too_large")
+    body = bytearray()
+    deadline = time.monotonic() + timeout
+    drain = asyncio.ensure_future(draining.wait())
+    memory.uploads += 1
+    try:
+        while True:
+            message = await _next_message(receive, drain, deadline, timeout)
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            if len(body) + len(chunk) > limit:
+                raise ApiError(413, f"request body is over the limit of {limit:,} bytes", CLOSE, "too_large")
+            if not memory.take(len(chunk)):
+                raise ApiError(503, "busy: too many uploads in progress; retry later", {"Retry-After": "2", **CLOSE},
+                               "body_memory")
+            body += chunk
+            if not message.get("more_body", False):
+                return body
+    except BaseException:
+        memory.give(len(body))
+        raise
+    finally:
+        memory.uploads -= 1
+        drain.cancel()
+
+
+async def _next_message(receive, drain: asyncio.Future, deadline: float, timeout: float) -> dict:
+    incoming = asyncio.ensure_future(receive())
+    done, _ = await asyncio.wait({incoming, drain}, timeout=max(0.0, deadline - time.monotonic()),
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if incoming in done:
+        return incoming.result()
+    incoming.cancel()
+    if drain in done:
+        raise Draining
+    raise ApiError(408, f"the request body did not arrive within {timeout:g} s", CLOSE, "body_timeout")
+
+
+async def read_multipart(scope, body: bytes, limit: int) -> tuple[bytes, dict[str, str]]:
+    """(image bytes, {field: text}) from a multipart body already in memory; 400 when malformed."""
+    from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException
+    from starlette.requests import Request
+
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    try:
+        form = await Request(scope, replay).form(max_files=1, max_fields=16, max_part_size=limit)
+    except (MultiPartException, HTTPException) as e:
+        detail = getattr(e, "detail", None) or getattr(e, "message", e)
+        raise ApiError(400, f"malformed multipart body: {str(detail)[:200]}") from None
+    try:
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(400, 'a multipart request needs the image as a file field named "image"')
+        fields = {k: v for k, v in form.items() if k in PARAMETERS and isinstance(v, str)}
+        return await upload.read(), fields
+    finally:
+        await form.close()
