@@ -34,19 +34,17 @@ def _training_meta(path: str) -> dict:
 
 
 def recorded_painting(model: str, meta: dict) -> str:
-    """The painting a model was trained on: a shipped style's copy, else the file its training
-    recorded (found where it was, and still the same file)."""
+    """The painting a model was trained on: the file its training recorded, where it was and still
+    the same file; else a shipped style's copy of its painting."""
+    paths = meta.get("style_paths") or (meta.get("config") or {}).get("style") or []
+    hashes = meta.get("style_sha256") or []
+    if len(paths) == 1 and os.path.isfile(paths[0]) and (not hashes or file_sha256(paths[0]) == hashes[0]):
+        return paths[0]
     if meta.get("name") in SHIPPED:
         return str(shipped_files(meta["name"])["painting"])
-    paths = meta.get("style_paths") or (meta.get("config") or {}).get("style") or []
     if len(paths) != 1:
         raise FstError(f"{model}: pass --style PAINTING (the model records {len(paths)} style images)")
-    path = paths[0]
-    if not os.path.isfile(path):
-        raise FstError(f"{model}: its painting {path} is not here; pass --style PAINTING")
-    if meta.get("style_sha256") and file_sha256(path) != meta["style_sha256"][0]:
-        raise FstError(f"{model}: {path} changed since the model was trained on it; pass --style PAINTING")
-    return path
+    raise FstError(f"{model}: its painting {paths[0]} is not here or has changed; pass --style PAINTING")
 
 
 def evaluate(model: str, photos: list[str], painting: str | None = None, size: int = 256, vgg_weights: str | None = None) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -202,8 +203,8 @@ def _output_paths(inputs: list[str], output: str | None, style: str, fmt: str | 
     absolute = [os.path.abspath(p) for p in inputs]
     root = os.path.commonpath([os.path.dirname(p) for p in absolute])
     relative = [os.path.splitext(os.path.relpath(p, root))[0] for p in absolute]
-    if len(set(relative)) != len(relative):  # x.jpg and x.png in one folder
-        relative = [f"{r}_{Path(p).suffix[1:]}" for r, p in zip(relative, inputs)]
+    clashes = {r for r, n in Counter(relative).items() if n > 1}  # x.jpg and x.png in one folder
+    relative = [f"{r}_{Path(p).suffix[1:]}" if r in clashes else r for r, p in zip(relative, inputs)]
     return [os.path.join(output, r + ext) for r in relative]
 
 
