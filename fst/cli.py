@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="style and content terms of a model's outputs on photos")
     p.add_argument("models", nargs="+", metavar="MODEL", help="shipped style names, .pth or .onnx files")
-    p.add_argument("--photos", nargs="+", required=True, metavar="PATH", help="photos, folders or globs")
+    p.add_argument("--photos", "--data", nargs="+", required=True, metavar="PATH", help="photos, folders or globs")
     p.add_argument("--held-out", action="store_true", help="only the photos the model's training held out")
     p.add_argument("--style", metavar="PAINTING", help="the style image (default: the painting the model records: "
                                                        "a shipped style's, or the file it was trained on)")

@@ -161,11 +161,11 @@ def _check_config(cfg: TrainConfig) -> None:
     cfg.name = cfg.name or "+".join(os.path.splitext(os.path.basename(p))[0] for p in cfg.style)
 
 
-def _places(cfg: TrainConfig, state: dict | None, run_id: str) -> tuple[str, str]:
+def _places(cfg: TrainConfig, state: dict | None, run_id: str | None) -> tuple[str, str]:
     """(run folder, final model path), refusing to replace what is not this run's own."""
     run_dir = cfg.run_dir or os.path.join("runs", cfg.name)
     output = cfg.output or os.path.join(run_dir, f"{cfg.name}.pth")
-    if os.path.exists(output) and not cfg.overwrite and _recorded_run_id(output) != run_id:
+    if os.path.exists(output) and not cfg.overwrite and (run_id is None or _recorded_run_id(output) != run_id):
         raise FstError(f"{output}: already exists (pass --overwrite, or --output another path)")
     if state is None and os.path.exists(os.path.join(run_dir, "checkpoint.pth")) and not cfg.overwrite:
         raise FstError(f"{run_dir} holds an earlier run: continue it with --resume {os.path.join(run_dir, 'checkpoint.pth')}, "

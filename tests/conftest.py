@@ -29,6 +29,9 @@ os.environ.setdefault("FST_VGG_WEIGHTS", str(SHARED_WEIGHTS) if SHARED_WEIGHTS.i
 VGG_WEIGHTS = os.environ["FST_VGG_WEIGHTS"]
 TORCHVISION_FILE = "vgg16-397923af.pth"  # VGG16_Weights.IMAGENET1K_V1, in torch.hub's cache
 
+PHOTOS = ["chenonceau_castle.jpg", "kitten.jpg", "butterfly.jpg"]
+STYLE = "starry_night.jpg"
+
 
 def vgg_convention() -> str:
     """'caffe' or 'torchvision': which weights the tests run with (as fst.vgg decides it)."""
