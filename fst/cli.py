@@ -24,14 +24,14 @@ def _default(config, name: str):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
-def _add_loss_args(p: argparse.ArgumentParser, style_required: bool = True) -> None:
+def _add_loss_args(p: argparse.ArgumentParser, style_size_default: str, style_required: bool = True) -> None:
     """The loss options shared by train and optimize (defaults: fst.config.LossConfig; the
     parsed value is None when not given, and LossConfig.from_args keeps the default)."""
     loss = LossConfig()
     g = p.add_argument_group("loss (see README: normalisations)")
     g.add_argument("--style", action="append", required=style_required, metavar="IMAGE", help="style image; repeat to blend several")
     g.add_argument("--style-weights", type=_blend_weights, metavar="W,W,...", help="blend weights of the --style images")
-    g.add_argument("--style-size", type=_size_or_pixels, metavar="PX", help="longest side of the style image(s): the style's scale")
+    g.add_argument("--style-size", type=_size_or_pixels, metavar="PX", help=f"longest side of the style image(s): the style's scale (default {style_size_default})")
     g.add_argument("--style-margin", type=_margin, metavar="F",
                    help=f"fraction of the style image cut off each side first: scan edges, frames (default {loss.style_margin})")
     g.add_argument("--content-weight", type=_weight, help=f"alpha (default {loss.content_weight:g})")
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("optimize", help="classic per-image optimization (Gatys): the reference result")
     p.add_argument("content", help="content image")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
-    _add_loss_args(p)
+    _add_loss_args(p, "the --image-size")
     _add_run_args(p, o)
     p.set_defaults(device=o.device, amp=o.amp, seed=o.seed)
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default=o.optimizer, help=f"(default {o.optimizer})")
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     # apply, and with --resume the checkpoint's settings do.
     t = TrainConfig(style=[])
     p = sub.add_parser("train", help="train a fast style network", argument_default=argparse.SUPPRESS)
-    _add_loss_args(p, style_required=False)  # not needed with --resume
+    _add_loss_args(p, str(t.style_size), style_required=False)  # not needed with --resume
     _add_run_args(p, t)
     p.add_argument("--data", metavar="DIR", help="folder of training photos (searched recursively)")
     p.add_argument("--dataset", choices=["coco"], help="stream a COCO subset through `datasets` (online)")
