@@ -419,7 +419,8 @@ def run(args) -> int:
         train(TrainConfig(style=[]), resume=resume, overrides=given)
         return 0
     loss = LossConfig.from_args(args)
-    renamed = {"style_blend": given.pop("style_weights", None), "flip": not given.pop("no_flip", False)}
+    renamed = {"style": given.pop("style", []), "style_blend": given.pop("style_weights", None),
+               "flip": not given.pop("no_flip", False)}
     fields = TrainConfig.__dataclass_fields__
     train(TrainConfig(**{k: v for k, v in given.items() if k in fields}, **renamed, loss=loss))
     return 0

@@ -94,6 +94,11 @@ def test_resume_refuses_settings_it_would_ignore(trained):
     one_line_error(code, err, "the checkpoint is at step", "--steps 1 is not beyond it")
 
 
+def test_train_without_a_style(tmp_path, six_photos):
+    code, _, err = run_fst("train", "--data", six_photos, cwd=tmp_path)
+    one_line_error(code, err, "give --style IMAGE", "--resume")
+
+
 def test_train_output_must_be_a_pth(tmp_path, six_photos):
     code, _, err = run_fst("train", "--style", FIXTURES / STYLE, "--data", six_photos, "--output", tmp_path / "out.onnx",
                            "--steps", "1", *TINY, cwd=tmp_path)
