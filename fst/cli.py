@@ -7,7 +7,6 @@ User mistakes (FstError) print one line `fst: error: ...` and exit 2; Ctrl-C exi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import os
 import sys
@@ -16,12 +15,6 @@ from fst import FstError, __version__
 from fst.config import JOHNSON_CHANNELS, LossConfig, OptimizeConfig, TrainConfig
 
 VGG_HELP = "VGG16 loss-network weights: a Caffe-convention state_dict path, or 'torchvision' (default: $FST_VGG_WEIGHTS, else torchvision's download)"
-
-
-def _default(config, name: str):
-    """A setting's default, from its dataclass (fst.config): the one source of defaults."""
-    f = config.__dataclass_fields__[name]
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def _add_loss_args(p: argparse.ArgumentParser, style_size_default: str, style_required: bool = True) -> None:
@@ -44,11 +37,11 @@ def _add_loss_args(p: argparse.ArgumentParser, style_size_default: str, style_re
 
 
 def _add_run_args(p: argparse.ArgumentParser, config) -> None:
-    """--device, --amp and --seed of train and optimize, with the config's defaults in the help."""
-    p.add_argument("--device", type=_device, help=f"auto | cpu | cuda[:N] | mps (default {_default(config, 'device')})")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"],
-                   help=f"autocast of the VGG passes (default {_default(config, 'amp')})")
-    p.add_argument("--seed", type=int, help=f"(default {_default(config, 'seed')})")
+    """--device, --amp and --seed of train and optimize, with the defaults of their config (an
+    instance of fst.config's TrainConfig or OptimizeConfig) in the help."""
+    p.add_argument("--device", type=_device, help=f"auto | cpu | cuda[:N] | mps (default {config.device})")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], help=f"autocast of the VGG passes (default {config.amp})")
+    p.add_argument("--seed", type=int, help=f"(default {config.seed})")
 
 
 def _device(text: str) -> str:
