@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from fst import FstError
-from fst.config import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, LossConfig, parse_style_layers  # noqa: F401 (re-exported)
+from fst.config import LossConfig
 from fst.images import DEFAULT_MAX_PIXELS, check_min_side, load_image
 from fst.vgg import LAYER_NAMES, LossNetwork
 
