@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure speed against the plain implementation")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (CI)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--device", type=_device, default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--model", help="model to time: shipped style name, .onnx or .pth (default: the default shipped style)")
     p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
     p.add_argument("--repeats", type=int, help="timed repeats per figure, after warm-up (default 5 for peak, "

@@ -22,7 +22,7 @@ from fst import FstError
 from fst.images import DEFAULT_MAX_PIXELS, check_min_side, check_writable, load_image, preserve_color, save_image
 from fst.config import LossConfig, OptimizeConfig
 from fst.losses import PerceptualLoss, load_style_image
-from fst.runtime import pick_device
+from fst.runtime import CtrlC, pick_device
 from fst.vgg import load_loss_network
 
 
@@ -91,12 +91,14 @@ def optimize(
     best = {"total": float("inf"), "terms": dict(initial), "z": z.detach().clone()}
 
     class BudgetSpent(Exception):
-        """Raised by the closure once --iterations loss evaluations are done: L-BFGS's line search
-        would otherwise evaluate past the budget."""
+        """Raised by the closure once --iterations loss evaluations are done (L-BFGS's line search
+        would otherwise evaluate past the budget), or after Ctrl-C."""
+
+    ctrl_c = CtrlC()
 
     def closure():
         nonlocal evaluations, last
-        if evaluations >= iterations:
+        if evaluations >= iterations or ctrl_c.pressed:
             raise BudgetSpent
         opt.zero_grad(set_to_none=True)
         terms = evaluate()
@@ -119,20 +121,21 @@ def optimize(
         opt = torch.optim.Adam([z], lr=lr or 0.05)
     else:
         raise FstError(f"--optimizer {optimizer}: use lbfgs or adam")
-    interrupted = False
     try:
-        while evaluations < iterations:
+        ctrl_c.listen()
+        while evaluations < iterations and not ctrl_c.pressed:
             before = evaluations
             opt.step(closure)
             if evaluations == before:  # converged: L-BFGS made no further evaluation
                 break
     except BudgetSpent:
         pass
-    except KeyboardInterrupt:  # Ctrl-C: the best image so far is the result (the caller saves it)
-        if not np.isfinite(best["total"]):
-            raise
-        interrupted = True
-    bar.close()
+    finally:
+        ctrl_c.release()
+        bar.close()
+    interrupted = ctrl_c.pressed  # the best image so far is the result (the caller saves it)
+    if interrupted and not evaluations:
+        raise KeyboardInterrupt
     seconds = time.perf_counter() - start_time
     last = best["terms"]
     if not np.isfinite(best["total"]):  # no evaluation was finite (NaN never compares lower)

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import signal
-import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from fst.config import LossConfig, TrainConfig
 from fst.data import PhotoFolder, coco_subset, split_validation
 from fst.images import load_image, save_image
 from fst.losses import PerceptualLoss, load_style_image
-from fst.runtime import pick_amp, pick_device
+from fst.runtime import CtrlC, pick_amp, pick_device
 from fst.transformer import TransformerNet, load_model
 from fst.vgg import file_sha256, load_loss_network
 
@@ -339,35 +338,6 @@ def _atomic_torch_save(obj, path: str) -> None:
     tmp = path + ".tmp"
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-class CtrlC:
-    """Ctrl-C (SIGINT) while training: the step in flight finishes, then the loop stops, writes its
-    checkpoint and exits 130 (an exception in the middle of a step could checkpoint a half-applied
-    update). A second Ctrl-C interrupts at once. Under torchrun every rank stops at the same step."""
-
-    def __init__(self, world: int, device: torch.device):
-        self.pressed, self.world, self.device, self.previous = False, world, device, None
-
-    def listen(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._press)
-
-    def _press(self, signum, frame) -> None:
-        self.pressed = True
-        signal.signal(signal.SIGINT, self.previous)  # the next one raises KeyboardInterrupt
-
-    def release(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-    def stop(self) -> bool:
-        """Whether to stop after this step: on any rank, Ctrl-C was pressed."""
-        if self.world == 1:
-            return self.pressed
-        flag = torch.tensor([float(self.pressed)], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
 
 
 def _ignore_ctrl_c(worker_id: int) -> None:

@@ -217,6 +217,7 @@ def test_ctrl_c_in_optimize_saves_the_best_image_so_far(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not snapshot.exists() and proc.poll() is None:
         time.sleep(0.1)
+    assert snapshot.exists(), "no third evaluation within 120 s"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-800:]
