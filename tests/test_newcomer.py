@@ -154,7 +154,8 @@ def test_format_with_a_file_output(tmp_path):
     code, _, err = run_fst("stylize", FIXTURES / PHOTOS[0], "-o", tmp_path / "o.png", "--format", "jpg")
     one_line_error(code, err, "--format jpg with the file")
     code, _, err = run_fst("stylize", FIXTURES / PHOTOS[0], "-o", tmp_path / "o.jpg", "--format", "jpg", "--max-size", "64")
-    assert code == 0, err and Image.open(tmp_path / "o.jpg").format == "JPEG"
+    assert code == 0, err
+    assert Image.open(tmp_path / "o.jpg").format == "JPEG"
 
 
 def test_devices_the_onnx_backend_cannot_use(tmp_path):
