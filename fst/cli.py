@@ -8,30 +8,49 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from fst import FstError, __version__
+from fst.config import JOHNSON_CHANNELS, LossConfig, OptimizeConfig, TrainConfig
 
 VGG_HELP = "VGG16 loss-network weights: a Caffe-convention state_dict path, or 'torchvision' (default: $FST_VGG_WEIGHTS, else torchvision's download)"
 
 
-def _add_loss_args(p: argparse.ArgumentParser, style_required: bool = True) -> None:
-    """The loss options shared by train and optimize (defaults: fst.losses.LossConfig)."""
+def _add_loss_args(p: argparse.ArgumentParser, style_size_default: str, style_required: bool = True) -> None:
+    """The loss options shared by train and optimize (defaults: fst.config.LossConfig; the
+    parsed value is None when not given, and LossConfig.from_args keeps the default)."""
+    loss = LossConfig()
     g = p.add_argument_group("loss (see README: normalisations)")
     g.add_argument("--style", action="append", required=style_required, metavar="IMAGE", help="style image; repeat to blend several")
     g.add_argument("--style-weights", type=_blend_weights, metavar="W,W,...", help="blend weights of the --style images")
-    g.add_argument("--style-size", type=_size_or_pixels, metavar="PX", help="longest side of the style image(s): the style's scale")
+    g.add_argument("--style-size", type=_size_or_pixels, metavar="PX", help=f"longest side of the style image(s): the style's scale (default {style_size_default})")
     g.add_argument("--style-margin", type=_margin, metavar="F",
-                   help="fraction of the style image cut off each side first: scan edges, frames (default 0.02)")
-    g.add_argument("--content-weight", type=float, help="alpha (default 1)")
-    g.add_argument("--style-weight", type=float, help="beta (default 5)")
-    g.add_argument("--tv-weight", type=float, help="gamma, total variation (default 10)")
-    g.add_argument("--content-layer", help="VGG layer of the content term (default relu2_2)")
-    g.add_argument("--style-layers", help="VGG layers of the style term, optionally weighted: relu1_2,relu2_2:2,...")
+                   help=f"fraction of the style image cut off each side first: scan edges, frames (default {loss.style_margin})")
+    g.add_argument("--content-weight", type=_weight, help=f"alpha (default {loss.content_weight:g})")
+    g.add_argument("--style-weight", type=_weight, help=f"beta (default {loss.style_weight:g})")
+    g.add_argument("--tv-weight", type=_weight, help=f"gamma, total variation (default {loss.tv_weight:g})")
+    g.add_argument("--content-layer", help=f"VGG layer of the content term (default {loss.content_layer})")
+    g.add_argument("--style-layers", help="VGG layers of the style term, optionally weighted: relu1_2,relu2_2:2,... "
+                                          f"(default {','.join(loss.style_layers)})")
     g.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
-    p.add_argument("--amp", default="auto", help="autocast of the VGG passes: auto | bf16 | fp16 | off")
-    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_run_args(p: argparse.ArgumentParser, config) -> None:
+    """--device, --amp and --seed of train and optimize, with the defaults of their config (an
+    instance of fst.config's TrainConfig or OptimizeConfig) in the help."""
+    p.add_argument("--device", type=_device, help=f"auto | cpu | cuda[:N] | mps (default {config.device})")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], help=f"autocast of the VGG passes (default {config.amp})")
+    p.add_argument("--seed", type=int, help=f"(default {config.seed})")
+
+
+def _device(text: str) -> str:
+    """auto, cpu, cuda, cuda:N or mps; anything else (e.g. 'gpu') is a usage error, never a
+    silent fall-back to the CPU."""
+    name, _, index = text.partition(":")
+    if name in ("auto", "cpu", "mps") and not index or name == "cuda" and (not index or index.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device (use auto, cpu, cuda, cuda:N or mps)")
 
 
 def _floats(text: str) -> list[float]:
@@ -64,6 +83,7 @@ def _bounded(convert, positive: bool):
 
 
 _positive_float = _bounded(float, positive=True)
+_weight = _bounded(float, positive=False)  # loss weights: 0 turns a term off, negative is nonsense
 _count = _bounded(int, positive=False)
 _size_or_pixels = _bounded(int, positive=True)
 
@@ -89,10 +109,11 @@ COMMANDS = {
     "export": "fst.export:run",
     "stylize": "fst.stylize:run",
     "styles": "fst.styles:run_styles",
-    "gallery": "fst.styles:run_gallery",
+    "gallery": "fst.gallery:run",
     "serve": "fst.serve.main:run",
     "bench": "fst.bench:run",
     "evaluate": "fst.evaluate:run",
+    "convert-vgg": "fst.vgg_caffe:run",
 }
 
 
@@ -112,41 +133,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fst {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    o = OptimizeConfig()
     p = sub.add_parser("optimize", help="classic per-image optimization (Gatys): the reference result")
     p.add_argument("content", help="content image")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp)")
-    _add_loss_args(p)
-    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    p.add_argument("--iterations", type=_size_or_pixels, default=300, help="loss evaluations (default 300)")
+    _add_loss_args(p, "the --image-size")
+    _add_run_args(p, o)
+    p.set_defaults(device=o.device, amp=o.amp, seed=o.seed)
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default=o.optimizer, help=f"(default {o.optimizer})")
+    p.add_argument("--iterations", type=_size_or_pixels, default=o.iterations, help=f"loss evaluations (default {o.iterations})")
     p.add_argument("--lr", type=_positive_float, help="step size (L-BFGS default 1, Adam default 0.05)")
-    p.add_argument("--image-size", type=_size_or_pixels, default=256, help="longest side of the output (default 256)")
-    p.add_argument("--init", default="content", help="content | noise | PATH of an image to start from")
+    p.add_argument("--image-size", type=_size_or_pixels, default=o.image_size, help=f"longest side of the output (default {o.image_size})")
+    p.add_argument("--init", default=o.init, help="content | noise | PATH of an image to start from (default content)")
     p.add_argument("--preserve-color", action="store_true", help="luminance-only transfer: keep the content's colours")
-    p.add_argument("--save-every", type=_count, default=0, metavar="N", help="also save OUTPUT_iterNNNNN.EXT every N evaluations")
+    p.add_argument("--save-every", type=_count, default=o.save_every, metavar="N", help="also save OUTPUT_iterNNNNN.EXT every N evaluations")
     p.add_argument("--json", action="store_true", help="print the final loss terms as JSON")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--max-pixels", type=_size_or_pixels, default=None, help="refuse larger images (default 100M)")
 
-    p = sub.add_parser("train", help="train a fast style network")
-    _add_loss_args(p, style_required=False)  # not needed with --resume
+    # Train: options not given are left out of the namespace (SUPPRESS); TrainConfig's defaults
+    # apply, and with --resume the checkpoint's settings do.
+    t = TrainConfig(style=[])
+    p = sub.add_parser("train", help="train a fast style network", argument_default=argparse.SUPPRESS)
+    _add_loss_args(p, str(t.style_size), style_required=False)  # not needed with --resume
+    _add_run_args(p, t)
     p.add_argument("--data", metavar="DIR", help="folder of training photos (searched recursively)")
     p.add_argument("--dataset", choices=["coco"], help="stream a COCO subset through `datasets` (online)")
-    p.add_argument("--limit", type=_size_or_pixels, default=2000, help="images to fetch with --dataset coco")
+    p.add_argument("--limit", type=_size_or_pixels, help=f"images to fetch with --dataset coco (default {t.limit})")
     p.add_argument("--name", help="model name (default: the style file's name)")
-    p.add_argument("--output", help="final model (default checkpoints/NAME.pth)")
-    p.add_argument("--run-dir", help="checkpoints, previews and log (default runs/NAME)")
-    p.add_argument("--image-size", type=_size_or_pixels, default=256, help="training crop size (default 256)")
-    p.add_argument("--batch-size", type=_size_or_pixels, default=4)
-    p.add_argument("--epochs", type=_size_or_pixels, help="passes over the photos (default 2)")
-    p.add_argument("--steps", type=_size_or_pixels, help="train this many steps (overrides --epochs)")
-    p.add_argument("--lr", type=_positive_float, default=1e-3)
-    p.add_argument("--channels", type=_size_or_pixels, help="width of the first layer (default 16; Johnson: 32)")
-    p.add_argument("--res-blocks", type=int, help="residual blocks (default 5)")
-    p.add_argument("--workers", type=_count, help="DataLoader worker processes (default 2)")
+    p.add_argument("--output", metavar="MODEL.pth", help="the final model (default RUN_DIR/NAME.pth)")
+    p.add_argument("--run-dir", help="checkpoints, previews, log and the final model (default runs/NAME)")
+    p.add_argument("--image-size", type=_size_or_pixels, help=f"training crop size (default {t.image_size})")
+    p.add_argument("--batch-size", type=_size_or_pixels, help=f"(default {t.batch_size})")
+    p.add_argument("--epochs", type=_size_or_pixels, help=f"passes over the photos (default {t.epochs})")
+    p.add_argument("--steps", type=_size_or_pixels, help="train this many steps from the run's start (overrides --epochs)")
+    p.add_argument("--lr", type=_positive_float, help=f"Adam's learning rate (default {t.lr:g})")
+    p.add_argument("--channels", type=_size_or_pixels, help=f"width of the first layer (default {t.channels}; Johnson: {JOHNSON_CHANNELS})")
+    p.add_argument("--res-blocks", type=_count, help=f"residual blocks (default {t.res_blocks})")
+    p.add_argument("--workers", type=_count, help=f"DataLoader worker processes (default {t.workers})")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    p.add_argument("--checkpoint-every", type=_count, metavar="STEPS", help="checkpoint and preview interval (default 200; 0: only at the end)")
-    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run exactly where it stopped")
-    p.add_argument("--init", metavar="MODEL", help="start from a trained model's weights (fine-tune, e.g. with another --style-weight)")
+    p.add_argument("--checkpoint-every", type=_count, metavar="STEPS",
+                   help=f"checkpoint and preview interval (default {t.checkpoint_every}; 0: only at the end)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run exactly where it stopped, with its own settings "
+                   "(only --steps, --epochs, --checkpoint-every, --output, --workers, --device, --vgg-weights, --overwrite may change)")
+    p.add_argument("--init", metavar="MODEL.pth", help="start from a trained model's weights (fine-tune, e.g. with another --style-weight)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing final model and run folder")
 
     p = sub.add_parser("export", help="export a trained model to ONNX and verify it")
@@ -164,13 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", help="shipped style name, .pth or .onnx (default: the default shipped style)")
     p.add_argument("-o", "--output", help="output file (one input) or folder (default: NAME_STYLE.png beside each input)")
     p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", type=_device, default="auto", help="auto | cpu | cuda[:N] (default auto; mps: --backend torch)")
     p.add_argument("--max-size", type=_size_or_pixels, help="downscale so the longest side is at most this")
     p.add_argument("--strength", type=float, default=1.0, help="0..1, blend with the original")
     p.add_argument("--preserve-color", action="store_true", help="stylized luminance, original colours")
     p.add_argument("--tile", type=int, default=0, metavar="N", help="stylize in overlapping N-pixel tiles (huge images)")
-    p.add_argument("--format", choices=["png", "jpg", "webp"], help="output format for folder outputs (default png)")
+    p.add_argument("--format", choices=["png", "jpg", "webp"], help="format of outputs named by fst (no -o, or -o FOLDER; default png)")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--skip-existing", action="store_true", help="leave outputs that exist as they are (finish an interrupted folder)")
     p.add_argument("--max-pixels", type=_size_or_pixels, default=None, help="refuse larger images (default 100M)")
 
     p = sub.add_parser("styles", help="list the shipped styles")
@@ -179,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gallery", help="one photo through every shipped style, for README")
     p.add_argument("photo", help="the photo")
     p.add_argument("-o", "--output", default="export/gallery", help="folder (default export/gallery)")
-    p.add_argument("--size", type=_size_or_pixels, default=384, help="longest side (default 384)")
+    p.add_argument("--image-size", "--size", type=_size_or_pixels, default=384, help="longest side (default 384)")
     p.add_argument("--overwrite", action="store_true")
 
     from fst.serve.config import DEFAULTS as S  # a plain dataclass: one source of the server's defaults
@@ -204,12 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="style and content terms of a model's outputs on photos")
     p.add_argument("models", nargs="+", metavar="MODEL", help="shipped style names, .pth or .onnx files")
-    p.add_argument("--photos", nargs="+", required=True, metavar="PATH", help="photos, folders or globs")
+    p.add_argument("--photos", "--data", nargs="+", required=True, metavar="PATH", help="photos, folders or globs")
     p.add_argument("--held-out", action="store_true", help="only the photos the model's training held out")
-    p.add_argument("--style", metavar="PAINTING", help="the style image (default: the shipped painting)")
-    p.add_argument("--size", type=_size_or_pixels, default=256, help="longest side of the photos (default 256)")
+    p.add_argument("--style", metavar="PAINTING", help="the style image (default: the painting the model records: "
+                                                       "a shipped style's, or the file it was trained on)")
+    p.add_argument("--image-size", "--size", type=_size_or_pixels, default=256, help="longest side of the photos (default 256)")
     p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("convert-vgg", help="the original Oxford VGG16 .caffemodel -> the loss network's weights file")
+    p.add_argument("caffemodel", help="VGG_ILSVRC_16_layers.caffemodel (the VGG group's Caffe release)")
+    p.add_argument("-o", "--output", required=True, help="the state_dict to write (.pth), for --vgg-weights / FST_VGG_WEIGHTS")
+    p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("bench", help="measure speed against the plain implementation")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (CI)")
@@ -223,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Top-level modules of the extras (pyproject.toml) -> the extra that installs them.
+EXTRAS = {"torch": "train", "torchvision": "train", "onnx": "train", "datasets": "train", "av": "video", "cv2": "video"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in KEEP_FREED_MEMORY:
@@ -231,13 +272,25 @@ def main(argv: list[str] | None = None) -> int:
         tune_allocator()
     try:
         module_name, function = COMMANDS[args.command].split(":")
-        return int(getattr(importlib.import_module(module_name), function)(args) or 0)
+        status = int(getattr(importlib.import_module(module_name), function)(args) or 0)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
+        return status
     except FstError as e:
         print(f"fst: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        extra = EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"fst: error: fst {args.command} needs the {extra} extra ({e.name} is not installed): "
+              f"pip install 'fst[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fst: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fst styles | head`: the reader has gone, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 0
     except OSError as e:  # permissions, a full disk, a path that is a file...
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"fst: error: {where}{e.strerror or e}", file=sys.stderr)

@@ -20,7 +20,7 @@ from fst.images import find_images, load_image
 from fst.losses import LossConfig, PerceptualLoss, load_style_image
 from fst.stylize import load_stylizer
 from fst.styles import SHIPPED, resolve_model, shipped_files
-from fst.vgg import load_loss_network
+from fst.vgg import file_sha256, load_loss_network
 
 
 def _training_meta(path: str) -> dict:
@@ -30,7 +30,21 @@ def _training_meta(path: str) -> dict:
 
     props = {p.key: p.value for p in onnx.load(path).metadata_props}
     meta = json.loads(props.get("fst.training", "{}"))
-    return {"name": props.get("fst.style", ""), "config": meta.get("config", {}), "held_out": meta.get("held_out", [])}
+    return {"name": props.get("fst.style", ""), **{k: meta.get(k) for k in ("config", "held_out", "style_sha256", "style_paths")}}
+
+
+def recorded_painting(model: str, meta: dict) -> str:
+    """The painting a model was trained on: the file its training recorded, where it was and still
+    the same file; else a shipped style's copy of its painting."""
+    paths = meta.get("style_paths") or (meta.get("config") or {}).get("style") or []
+    hashes = meta.get("style_sha256") or []
+    if len(paths) == 1 and os.path.isfile(paths[0]) and (not hashes or file_sha256(paths[0]) == hashes[0]):
+        return paths[0]
+    if meta.get("name") in SHIPPED:
+        return str(shipped_files(meta["name"])["painting"])
+    if len(paths) != 1:
+        raise FstError(f"{model}: pass --style PAINTING (the model records {len(paths)} style images)")
+    raise FstError(f"{model}: its painting {paths[0]} is not here or has changed; pass --style PAINTING")
 
 
 def evaluate(model: str, photos: list[str], painting: str | None = None, size: int = 256, vgg_weights: str | None = None) -> dict:
@@ -41,12 +55,8 @@ def evaluate(model: str, photos: list[str], painting: str | None = None, size: i
         meta = _training_meta(path)
     except Exception:
         raise FstError(f"{path}: not an fst model") from None
-    name = meta.get("name", "")
-    if painting is None:
-        if name not in SHIPPED:
-            raise FstError(f"{model}: pass --style PAINTING (not a shipped style)")
-        painting = str(shipped_files(name)["painting"])
-    config = meta.get("config", {})
+    painting = painting or recorded_painting(model, meta)
+    config = meta.get("config") or {}
     loss_config = LossConfig.from_dict(config.get("loss", {}))
     style = torch.from_numpy(load_style_image(painting, config.get("style_size", 256), loss_config))[None]
     criterion = PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config)
@@ -64,6 +74,7 @@ def evaluate(model: str, photos: list[str], painting: str | None = None, size: i
                      "style_ratio": after / before, "content": content})
     return {
         "model": path,
+        "painting": painting,
         "photos": rows,
         "mean_style_ratio": float(np.mean([r["style_ratio"] for r in rows])),
         "max_style_ratio": float(np.max([r["style_ratio"] for r in rows])),
@@ -78,14 +89,14 @@ def run(args) -> int:
         if not args.held_out:
             photos = find_images(args.photos)
         else:
-            held = set(_training_meta(path).get("held_out", []))
+            held = set(_training_meta(path).get("held_out") or [])
             photos = [p for p in find_images(args.photos) if os.path.basename(p) in held]
             if not photos:
                 raise FstError(f"{model}: none of its held-out photos found under {' '.join(args.photos)}")
-        report = evaluate(model, photos, args.style, args.size, args.vgg_weights)
+        report = evaluate(model, photos, args.style, args.image_size, args.vgg_weights)
         reports.append(report)
         if not args.json:
-            print(f"{model}: {len(photos)} photos at {args.size}px  style ratio mean {report['mean_style_ratio']:.3f} "
+            print(f"{model} against {report['painting']}: {len(photos)} photos at {args.image_size}px  style ratio mean {report['mean_style_ratio']:.3f} "
                   f"(max {report['max_style_ratio']:.3f})  content mean {report['mean_content']:.3f}")
             for r in report["photos"]:
                 print(f"    {r['photo']:<40} style {r['style_photo']:.3f} -> {r['style_output']:.3f} "

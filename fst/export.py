@@ -69,7 +69,7 @@ def add_metadata(model_bytes: bytes, meta: dict) -> "onnx.ModelProto":  # noqa: 
         "fst.style": meta.get("name", ""),
         "fst.styles": json.dumps(meta.get("styles", [])),
         "fst.architecture": json.dumps(meta.get("architecture", {})),
-        "fst.training": json.dumps({k: meta[k] for k in ("config", "steps", "vgg", "style_sha256", "final_loss", "held_out") if k in meta}),
+        "fst.training": json.dumps({k: meta[k] for k in ("config", "steps", "vgg", "style_sha256", "style_paths", "final_loss", "held_out") if k in meta}),
     }
     for key, value in props.items():
         entry = model.metadata_props.add()
@@ -210,6 +210,7 @@ def export(model_path: str, output: str, opset: int = 17, tolerance: float = 0.0
         raise FstError("--int8 needs --calibration DIR (a few photos to calibrate activation ranges)")
     if opset < 17:
         raise FstError("--opset must be 17 or newer")
+    photos = _photos_as_inputs(calibration) if calibration else None  # a bad folder fails before any file is written
     net, meta = load_model(model_path)
     model = add_metadata(to_onnx_bytes(net, opset), meta)
     folder = os.path.dirname(os.path.abspath(output))
@@ -229,7 +230,6 @@ def export(model_path: str, output: str, opset: int = 17, tolerance: float = 0.0
             os.unlink(tmp)
     report = {"output": output, "max_abs_diff": worst, "size_kb": round(os.path.getsize(output) / 1024, 1)}
     log(f"wrote {output} ({report['size_kb']} KB), max |ORT - PyTorch| = {worst:.2e} <= {tolerance}")
-    photos = _photos_as_inputs(calibration) if calibration else None
     for kind, enabled in (("fp16", fp16), ("int8", int8)):
         if not enabled:
             continue

@@ -24,63 +24,14 @@ Reported terms are the weighted ones: total = content + style + tv.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from fst import FstError
+from fst.config import LossConfig
 from fst.images import DEFAULT_MAX_PIXELS, check_min_side, load_image
 from fst.vgg import LAYER_NAMES, LossNetwork
-
-DEFAULT_CONTENT_LAYER = "relu2_2"
-DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-
-
-@dataclass
-class LossConfig:
-    content_weight: float = 1.0  # alpha
-    style_weight: float = 5.0  # beta
-    tv_weight: float = 10.0  # gamma
-    content_layer: str = DEFAULT_CONTENT_LAYER
-    # Reflect-pad images by this many pixels before VGG and crop the features back (see
-    # LossNetwork.forward): keeps VGG's zero padding from teaching networks border lines.
-    border_pad: int = 8
-    # Fraction of the style image's width and height cut off each side before its Grams are taken.
-    # Scans of paintings carry light canvas edges and frames; their long straight lines are strong
-    # Gram statistics, and networks learn to paint them everywhere (Starry Night's 5 px light
-    # border taught thin vertical streaks). 2% of each side removes such edges.
-    style_margin: float = 0.02
-    style_layers: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in DEFAULT_STYLE_LAYERS})
-
-    @classmethod
-    def from_args(cls, args) -> "LossConfig":
-        """Loss options given on the command line over the defaults."""
-        cfg = cls()
-        for name in ("content_weight", "style_weight", "tv_weight", "content_layer", "style_margin"):
-            if getattr(args, name, None) is not None:
-                setattr(cfg, name, getattr(args, name))
-        if getattr(args, "style_layers", None):
-            cfg.style_layers = parse_style_layers(args.style_layers)
-        return cfg
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LossConfig":
-        """A recorded configuration (a model's meta, a checkpoint). Records made before
-        style_margin existed were trained on the whole style image: margin 0."""
-        return cls(**{"style_margin": 0.0, **d})
-
-    def as_dict(self) -> dict:
-        return {
-            "content_weight": self.content_weight,
-            "style_weight": self.style_weight,
-            "tv_weight": self.tv_weight,
-            "content_layer": self.content_layer,
-            "border_pad": self.border_pad,
-            "style_margin": self.style_margin,
-            "style_layers": dict(self.style_layers),
-        }
-
 
 def load_style_image(path: str, long_side: int, config: LossConfig, max_pixels: int = DEFAULT_MAX_PIXELS):
     """A style image as this loss uses it: (3, H, W) RGB in [0, 1], its config.style_margin cut
@@ -88,18 +39,6 @@ def load_style_image(path: str, long_side: int, config: LossConfig, max_pixels: 
     rgb = load_image(path, long_side=long_side, max_pixels=max_pixels, margin=config.style_margin).rgb
     check_min_side(rgb, str(path))
     return rgb
-
-
-def parse_style_layers(text: str) -> dict[str, float]:
-    """'relu1_2,relu2_2:2' -> {'relu1_2': 1.0, 'relu2_2': 2.0}."""
-    layers = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, weight = part.partition(":")
-        try:
-            layers[name] = float(weight) if weight else 1.0
-        except ValueError:
-            raise FstError(f"--style-layers: bad weight in {part!r} (use NAME or NAME:WEIGHT)") from None
-    return layers
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -19,8 +20,9 @@ import torch
 
 from fst import FstError
 from fst.images import DEFAULT_MAX_PIXELS, check_min_side, check_writable, load_image, preserve_color, save_image
-from fst.losses import LossConfig, PerceptualLoss, load_style_image
-from fst.runtime import pick_device
+from fst.config import LossConfig, OptimizeConfig
+from fst.losses import PerceptualLoss, load_style_image
+from fst.runtime import CtrlC, pick_device
 from fst.vgg import load_loss_network
 
 
@@ -35,20 +37,20 @@ def optimize(
     style_paths: list[str],
     loss_config: LossConfig,
     style_blend: list[float] | None = None,
-    image_size: int = 256,
+    image_size: int = OptimizeConfig.image_size,
     style_size: int | None = None,
-    optimizer: str = "lbfgs",
-    iterations: int = 300,
+    optimizer: str = OptimizeConfig.optimizer,
+    iterations: int = OptimizeConfig.iterations,
     lr: float | None = None,
-    init: str = "content",
+    init: str = OptimizeConfig.init,
     preserve_colors: bool = False,
-    seed: int = 0,
-    device: str = "auto",
+    seed: int = OptimizeConfig.seed,
+    device: str = OptimizeConfig.device,
     amp_dtype: torch.dtype | None = None,
     vgg_weights: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_snapshot=None,
-    save_every: int = 0,
+    save_every: int = OptimizeConfig.save_every,
     progress: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """Returns (image (3, H, W) in [0, 1], report with the initial and final loss terms)."""
@@ -89,12 +91,14 @@ def optimize(
     best = {"total": float("inf"), "terms": dict(initial), "z": z.detach().clone()}
 
     class BudgetSpent(Exception):
-        """Raised by the closure once --iterations loss evaluations are done: L-BFGS's line search
-        would otherwise evaluate past the budget."""
+        """Raised by the closure once --iterations loss evaluations are done (L-BFGS's line search
+        would otherwise evaluate past the budget), or after Ctrl-C."""
+
+    ctrl_c = CtrlC()
 
     def closure():
         nonlocal evaluations, last
-        if evaluations >= iterations:
+        if evaluations >= iterations or ctrl_c.pressed:
             raise BudgetSpent
         opt.zero_grad(set_to_none=True)
         terms = evaluate()
@@ -118,14 +122,20 @@ def optimize(
     else:
         raise FstError(f"--optimizer {optimizer}: use lbfgs or adam")
     try:
-        while evaluations < iterations:
+        ctrl_c.listen()
+        while evaluations < iterations and not ctrl_c.pressed:
             before = evaluations
             opt.step(closure)
             if evaluations == before:  # converged: L-BFGS made no further evaluation
                 break
     except BudgetSpent:
         pass
-    bar.close()
+    finally:
+        ctrl_c.release()
+        bar.close()
+    interrupted = ctrl_c.pressed  # the best image so far is the result (the caller saves it)
+    if interrupted and not evaluations:
+        raise KeyboardInterrupt
     seconds = time.perf_counter() - start_time
     last = best["terms"]
     if not np.isfinite(best["total"]):  # no evaluation was finite (NaN never compares lower)
@@ -137,6 +147,7 @@ def optimize(
         "initial": initial,
         "final": last,
         "evaluations": evaluations,
+        "interrupted": interrupted,
         "seconds": round(seconds, 2),
         "optimizer": optimizer,
         "image_size": [int(result.shape[2]), int(result.shape[1])],
@@ -186,6 +197,10 @@ def run(args) -> int:
     # The file records how it was made, but not the wall time: same inputs and seed, same bytes.
     recorded = {k: v for k, v in report.items() if k != "seconds"}
     save_image(output, image, overwrite=args.overwrite, metadata={"fst": json.dumps(recorded)})
+    if report["interrupted"]:
+        print(f"interrupted after {report['evaluations']} evaluations: saved the best image so far "
+              f"(total {report['final']['total']:.4f}) to {output}", file=sys.stderr)
+        raise KeyboardInterrupt
     if args.json:
         print(json.dumps(report))
     else:

@@ -1,4 +1,4 @@
-"""Device, precision and allocator choices shared by train, optimize, evaluate and bench."""
+"""Device, precision and Ctrl-C handling shared by train, optimize, evaluate and bench."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 
 import torch
@@ -130,3 +132,36 @@ def pick_amp(mode: str, device: torch.device, warn=lambda msg: print(f"fst: warn
     if mode == "auto" and speedup < BF16_MIN_SPEEDUP:
         return None
     return torch.bfloat16
+
+
+class CtrlC:
+    """Ctrl-C (SIGINT) during long work: it only sets a flag, and the loop stops at a point of its
+    choosing (train: after the step in flight, so no checkpoint holds a half-applied update;
+    optimize: before the next loss evaluation), saves, and exits 130. A KeyboardInterrupt raised
+    anywhere instead could land in a finaliser and be swallowed, or in the middle of an update. A
+    second Ctrl-C interrupts at once. Under torchrun (world > 1) every rank stops at the same step."""
+
+    def __init__(self, world: int = 1, device: torch.device | None = None):
+        self.pressed, self.world, self.device, self.previous = False, world, device, None
+
+    def listen(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._press)
+
+    def _press(self, signum, frame) -> None:
+        self.pressed = True
+        signal.signal(signal.SIGINT, self.previous)  # the next one raises KeyboardInterrupt
+
+    def release(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def stop(self) -> bool:
+        """Whether to stop now: on any rank, Ctrl-C was pressed."""
+        if self.world == 1:
+            return self.pressed
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(self.pressed)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())

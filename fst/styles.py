@@ -1,8 +1,9 @@
 """The shipped styles: where their files are, where their paintings come from, and the gallery.
 
 No torch here: resolving a model is part of `fst stylize`'s start-up.
-Shipped files live in the checkout: export/<style>.onnx, checkpoints/<style>.pth and a copy of
-each painting at checkpoints/styles/<style>.jpg. $FST_HOME points elsewhere if needed.
+Shipped files: export/<style>.onnx, checkpoints/<style>.pth and a copy of each painting at
+checkpoints/styles/<style>.jpg, at the top of a checkout; an installed wheel carries the same
+folders inside the package, as fst/shipped/ (see setup.py).
 """
 
 from __future__ import annotations
@@ -36,8 +37,14 @@ SHIPPED = {
 }
 
 
+PACKAGE = Path(__file__).resolve().parent
+
+
 def home() -> Path:
-    return Path(os.environ.get("FST_HOME") or Path(__file__).resolve().parent.parent)
+    """The folder holding export/ and checkpoints/: fst/shipped in an installed wheel, else the
+    checkout (a clone, or an editable install of one)."""
+    installed = PACKAGE / "shipped"
+    return installed if installed.is_dir() else PACKAGE.parent
 
 
 def shipped_files(name: str) -> dict[str, Path]:
@@ -56,6 +63,8 @@ def available_styles() -> list[str]:
 def resolve_model(spec: str | None, backend: str = "onnx") -> str:
     """A path to a .onnx/.pth, or a shipped style name (None: the default style) -> a file path."""
     spec = spec or DEFAULT_STYLE
+    if os.path.isdir(spec):
+        raise FstError(f"{spec}: is a folder; a model is a shipped style name, a .onnx or a .pth file")
     if os.path.isfile(spec):
         if not spec.endswith((".onnx", ".pth", ".pt")):
             raise FstError(f"{spec}: a model must be a .onnx or .pth file")
@@ -86,28 +95,3 @@ def run_styles(args) -> int:
     print("* default style")
     return 0
 
-
-def run_gallery(args) -> int:
-    """One photo through every shipped style, plus the paintings, as JPEGs and a Markdown table."""
-    from fst.images import load_image, save_image
-    from fst.stylize import OnnxStylizer, stylize_array
-
-    names = available_styles()
-    if not names:
-        raise FstError("no shipped styles found (export/*.onnx)")
-    out = Path(args.output)
-    photo = load_image(args.photo, long_side=args.size)
-    save_image(out / "photo.jpg", photo.rgb, overwrite=args.overwrite)
-    header, images = ["photo"], [f"![photo]({out.as_posix()}/photo.jpg)"]
-    for name in names:
-        files = shipped_files(name)
-        result = stylize_array(OnnxStylizer(str(files["onnx"])), photo.rgb)
-        save_image(out / f"{name}.jpg", result, overwrite=args.overwrite)
-        painting = load_image(files["painting"], long_side=args.size // 2)
-        save_image(out / f"painting_{name}.jpg", painting.rgb, overwrite=args.overwrite)
-        header.append(name)
-        images.append(f"![{name}]({out.as_posix()}/{name}.jpg)<br>![painting]({out.as_posix()}/painting_{name}.jpg)")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    print("| " + " | ".join(images) + " |")
-    return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +47,15 @@ class OnnxStylizer:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
-        available = ort.get_available_providers()
         providers = ["CPUExecutionProvider"]
-        if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
-            providers.insert(0, "CUDAExecutionProvider")
-        elif device.startswith("cuda"):
-            raise FstError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+        if device.startswith("cuda") and not has_cuda:
+            raise FstError(f"--device {device}: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+        if device.startswith("cuda") or device == "auto" and has_cuda:
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(device.partition(":")[2] or 0)}))
+        elif device != "auto" and device != "cpu":
+            raise FstError(f"--device {device}: the ONNX Runtime backend runs on auto, cpu or cuda[:N] "
+                           "(--backend torch for others)")
         try:
             self.session = ort.InferenceSession(model, options, providers=providers)
         except Exception as e:
@@ -183,6 +187,8 @@ def stylize_array(stylizer, rgb: np.ndarray, strength: float = 1.0, preserve_col
 
 
 def _output_paths(inputs: list[str], output: str | None, style: str, fmt: str | None) -> list[str]:
+    """Where each input's result goes: beside it (no -o), the file -o names (one input), or the
+    folder -o names, keeping the inputs' tree below their common folder."""
     ext = "." + (fmt or "png")
     if output is None:
         paths = [str(Path(p).with_name(f"{Path(p).stem}_{style}{ext}")) for p in inputs]
@@ -190,6 +196,9 @@ def _output_paths(inputs: list[str], output: str | None, style: str, fmt: str | 
             paths = [str(Path(p).with_name(f"{Path(p).stem}_{Path(p).suffix[1:]}_{style}{ext}")) for p in inputs]
         return paths
     if len(inputs) == 1 and Path(output).suffix.lower() in SAVE_FORMATS and not os.path.isdir(output):
+        if fmt and SAVE_FORMATS[Path(output).suffix.lower()] != SAVE_FORMATS["." + fmt]:
+            raise FstError(f"--format {fmt} with the file {output}: a file is written in its extension's format "
+                           "(--format names the files of a folder output)")
         return [output]
     if Path(output).suffix.lower() in IMAGE_EXTENSIONS:
         if len(inputs) == 1:
@@ -197,11 +206,12 @@ def _output_paths(inputs: list[str], output: str | None, style: str, fmt: str | 
         raise FstError(f"{output}: several inputs need an output folder, not a file")
     if os.path.exists(output) and not os.path.isdir(output):
         raise FstError(f"{output}: exists and is not a folder")
-    os.makedirs(output, exist_ok=True)
-    names = [f"{Path(p).stem}{ext}" for p in inputs]
-    if len(set(names)) != len(names):  # same file name in different sub-folders
-        names = [f"{i:04d}_{n}" for i, n in enumerate(names)]
-    return [os.path.join(output, n) for n in names]
+    absolute = [os.path.abspath(p) for p in inputs]
+    root = os.path.commonpath([os.path.dirname(p) for p in absolute])
+    relative = [os.path.splitext(os.path.relpath(p, root))[0] for p in absolute]
+    clashes = {r for r, n in Counter(relative).items() if n > 1}  # x.jpg and x.png in one folder
+    relative = [f"{r}_{Path(p).suffix[1:]}" if r in clashes else r for r, p in zip(relative, inputs)]
+    return [os.path.join(output, r + ext) for r in relative]
 
 
 def run(args) -> int:
@@ -215,10 +225,16 @@ def run(args) -> int:
     stylizer = load_stylizer(args.model, args.backend, args.device)
     style = stylizer.name or "styled"
     outputs = _output_paths(inputs, args.output, style, args.format)
-    for out in outputs:  # refuse to clobber before spending any time
+    if args.skip_existing and args.overwrite:
+        raise FstError("--skip-existing and --overwrite contradict each other: pick one")
+    jobs = list(zip(inputs, outputs))
+    if args.skip_existing:
+        jobs = [(src, dst) for src, dst in jobs if not os.path.exists(dst)]
+        if len(jobs) < len(inputs):
+            print(f"skipping {len(inputs) - len(jobs)} image(s) whose output exists", file=sys.stderr)
+    for _, out in jobs:  # refuse to clobber before spending any time
         check_writable(out, args.overwrite)
     failed = 0
-    jobs = list(zip(inputs, outputs))
     if len(jobs) > 1:  # a progress bar over folders; a single image skips importing tqdm
         from tqdm import tqdm
 
@@ -228,20 +244,20 @@ def run(args) -> int:
             image = load_image(src, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, max_side=args.max_size)
             out = stylize_array(stylizer, image.rgb, args.strength, args.preserve_color, args.tile)
             save_image(dst, out, image.alpha, overwrite=args.overwrite)
-            if len(inputs) == 1:
+            if len(jobs) == 1:
                 print(f"saved {dst}")
         except (FstError, OSError) as e:  # one line for this file; the others still run
             failed += 1
             text = str(e) if isinstance(e, FstError) else (e.strerror or str(e))
             message = text if text.startswith(src) else f"{src}: {text}"
             line = f"fst: error: {message}"
-            if len(inputs) > 1:
+            if len(jobs) > 1:
                 jobs.write(line, file=sys.stderr)  # above the progress bar, on its own line
             else:
                 print(line, file=sys.stderr)
     if failed:
-        print(f"fst: {failed} of {len(inputs)} image(s) failed", file=sys.stderr)
+        print(f"fst: {failed} of {len(jobs)} image(s) failed", file=sys.stderr)
         return 1
-    if len(inputs) > 1:
-        print(f"saved {len(inputs)} images to {args.output or 'their folders'}")
+    if len(jobs) > 1:
+        print(f"saved {len(jobs)} images to {args.output or 'their folders'}")
     return 0

@@ -1,7 +1,8 @@
 """`fst train`: fit a TransformerNet to one style (or a blend) on a folder of photos or COCO.
 
-Read top to bottom: set-up, resume, the loop, checkpoints. One process, or one per rank under
-torchrun (DistributedDataParallel; gloo on CPU, NCCL on GPU; rank 0 alone writes files).
+`train()` reads top to bottom: resume (or start) -> the loss -> the data -> the network -> the
+loop -> save; each step is a function below it. One process, or one per rank under torchrun
+(DistributedDataParallel; gloo on CPU, NCCL on GPU; rank 0 alone writes files).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import json
 import math
 import os
 import signal
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+import uuid
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -21,54 +22,299 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
 from fst import FstError, __version__
+from fst.config import LossConfig, TrainConfig
 from fst.data import PhotoFolder, coco_subset, split_validation
 from fst.images import load_image, save_image
-from fst.losses import LossConfig, PerceptualLoss, load_style_image
-from fst.runtime import pick_amp, pick_device
-from fst.transformer import DEFAULT_CHANNELS, DEFAULT_RES_BLOCKS, TransformerNet, load_model
+from fst.losses import PerceptualLoss, load_style_image
+from fst.runtime import CtrlC, pick_amp, pick_device
+from fst.transformer import TransformerNet, load_model
 from fst.vgg import file_sha256, load_loss_network
+
+# What a resume may change (e.g. train longer, elsewhere); everything else is the checkpoint's, so
+# the resumed run continues exactly: style, data, sizes, network, loss, lr, seed.
+RESUMABLE_OVERRIDES = ("steps", "epochs", "checkpoint_every", "output", "workers", "device", "overwrite", "vgg_weights")
 
 
 @dataclass
-class TrainConfig:
-    style: list[str]
-    style_blend: list[float] | None = None
-    data: str | None = None
-    dataset: str | None = None  # "coco": stream a subset through `datasets`
-    limit: int = 2000  # images fetched with --dataset coco
-    name: str | None = None
-    output: str | None = None  # final model; default checkpoints/<name>.pth
-    run_dir: str | None = None  # checkpoints, previews, log; default runs/<name>
-    image_size: int = 256
-    style_size: int = 512
-    batch_size: int = 4
-    epochs: int = 2
-    steps: int | None = None
-    lr: float = 1e-3
-    channels: int = DEFAULT_CHANNELS
-    res_blocks: int = DEFAULT_RES_BLOCKS
-    loss: LossConfig = field(default_factory=LossConfig)
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    channels_last: bool = False  # measured: no gain on CPU for these convs
-    workers: int = 2
-    flip: bool = True
-    checkpoint_every: int = 200
-    val_count: int = 4
-    vgg_weights: str | None = None
-    overwrite: bool = False
-    init: str | None = None  # start from this trained model's weights (fine-tuning)
+class Position:
+    """Where a run stands: optimizer steps done, and the batch within the epoch."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
 
 
-# Fields that --resume may change; everything else comes from the checkpoint.
-RESUMABLE_OVERRIDES = ("steps", "epochs", "checkpoint_every", "output", "workers", "device", "overwrite")
+@dataclass
+class Photos:
+    dataset: PhotoFolder  # the training photos
+    preview: list[np.ndarray]  # (3, H, W) [0, 1] photos for the preview grids
+    held_out: list[str]  # photos kept out of training (their paths)
+    data_dir: str
+    batches_per_epoch: int  # per process
 
 
-def _config_from_dict(d: dict) -> TrainConfig:
-    d = dict(d)
-    d["loss"] = LossConfig.from_dict(d["loss"])
-    return TrainConfig(**d)
+def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dict | None = None) -> str:
+    """Run the training described by cfg; returns the path of the final model.
+
+    resume: a checkpoint to continue exactly; its configuration is used, with `overrides` (by
+    default cfg's RESUMABLE_OVERRIDES fields) replacing those few fields.
+    """
+    cfg, state = resume_or_start(cfg, resume, overrides)
+    rank, world, local_rank = _distributed()
+    is_main = rank == 0
+    log = log if is_main else (lambda *a, **k: None)
+    device = pick_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+    torch.manual_seed(cfg.seed)
+    run_id = state["meta"].get("run_id") if state else uuid.uuid4().hex
+    run_dir, output = _places(cfg, state, run_id)
+
+    criterion, loss_net, style_hashes = build_loss(cfg, device)
+    if state is not None:
+        _check_same_targets(state, style_hashes, loss_net.identity)
+    photos = load_photos(cfg, rank, world, log)
+    total_steps = cfg.steps or cfg.epochs * photos.batches_per_epoch
+    net, optimizer, at = build_network(cfg, state, device, log)
+    if at.step >= total_steps:
+        raise FstError(f"--resume: the checkpoint is at step {at.step} and this run ends at step {total_steps}: "
+                       "nothing to train (ask for more --steps or --epochs)")
+    meta = {
+        "fst_version": __version__, "run_id": run_id, "name": cfg.name,
+        "styles": [os.path.basename(p) for p in cfg.style], "style_paths": [os.path.abspath(p) for p in cfg.style],
+        "style_sha256": style_hashes, "style_blend": cfg.style_blend, "architecture": net.architecture(),
+        "vgg": loss_net.identity, "data": photos.data_dir, "training_images": len(photos.dataset),
+        "held_out": [os.path.basename(p) for p in photos.held_out], "init": cfg.init,
+    }
+
+    def checkpoint() -> None:
+        if is_main:
+            _atomic_torch_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), **asdict(at),
+                                "rng": {"torch": torch.get_rng_state()}, "config": asdict(cfg),
+                                "style_sha256": style_hashes, "vgg": loss_net.identity, "meta": meta},
+                               os.path.join(run_dir, "checkpoint.pth"))
+
+    if is_main:
+        os.makedirs(run_dir, exist_ok=True)
+        log(f"training {cfg.name}: {len(photos.dataset)} photos, {total_steps} steps of {cfg.batch_size}x{world} at "
+            f"{cfg.image_size}px on {device} (VGG autocast: {criterion.amp_dtype or 'fp32'}); run folder {run_dir}; "
+            f"final model {output}")
+    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    terms, interrupted = train_loop(cfg, model, criterion, optimizer, photos, at, total_steps, device, rank, world,
+                                    run_dir, checkpoint, resumed=state is not None)
+    checkpoint()
+    if interrupted:
+        log(f"interrupted at step {at.step}: checkpoint saved; continue with --resume {os.path.join(run_dir, 'checkpoint.pth')}")
+        raise KeyboardInterrupt
+
+    if world > 1:
+        _check_ranks_in_sync(net, world, log)
+    if is_main:
+        _preview(net, photos.preview, device, os.path.join(run_dir, "preview_final.png"))
+        meta.update({"steps": at.step, "config": asdict(cfg), "final_loss": {k: float(v.detach()) for k, v in terms.items()},
+                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+        state_dict = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+        _atomic_torch_save({"model": state_dict, "meta": meta}, output)
+        log(f"saved {output}")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return output
+
+
+def resume_or_start(cfg: TrainConfig, resume: str | None, overrides: dict | None) -> tuple[TrainConfig, dict | None]:
+    """The configuration to run, and the checkpoint's state when resuming (else None)."""
+    if not resume:
+        _check_config(cfg)
+        return cfg, None
+    if not os.path.isfile(resume):
+        raise FstError(f"--resume {resume}: no such checkpoint")
+    try:
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        saved = TrainConfig.from_dict(state["config"])
+    except Exception:
+        raise FstError(f"--resume {resume}: not an fst training checkpoint (runs/NAME/checkpoint.pth)") from None
+    if overrides is None:
+        overrides = {key: getattr(cfg, key) for key in RESUMABLE_OVERRIDES}
+    for key, value in overrides.items():
+        setattr(saved, key, value)
+    if saved.steps is not None and saved.steps <= state["step"]:
+        raise FstError(f"--resume: the checkpoint is at step {state['step']}; --steps {saved.steps} is not beyond it "
+                       "(--steps counts from the start of the run)")
+    _check_config(saved)
+    return saved, state
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    if not cfg.style:
+        raise FstError("give --style IMAGE (or --resume CHECKPOINT to continue a run)")
+    if cfg.image_size < 32:
+        raise FstError("--image-size must be at least 32")
+    if cfg.output and not cfg.output.endswith(".pth"):
+        raise FstError(f"--output {cfg.output}: fst train writes a PyTorch .pth model; "
+                       "make an .onnx from it with fst export MODEL.pth -o MODEL.onnx")
+    if cfg.style_blend and len(cfg.style_blend) != len(cfg.style):
+        raise FstError(f"--style-weights has {len(cfg.style_blend)} values for {len(cfg.style)} --style images")
+    if not (cfg.dataset or cfg.data):
+        raise FstError("give --data DIR (a folder of photos) or --dataset coco")
+    cfg.name = cfg.name or "+".join(os.path.splitext(os.path.basename(p))[0] for p in cfg.style)
+
+
+def _places(cfg: TrainConfig, state: dict | None, run_id: str | None) -> tuple[str, str]:
+    """(run folder, final model path), refusing to replace what is not this run's own."""
+    run_dir = cfg.run_dir or os.path.join("runs", cfg.name)
+    output = cfg.output or os.path.join(run_dir, f"{cfg.name}.pth")
+    if os.path.exists(output) and not cfg.overwrite and (run_id is None or _recorded_run_id(output) != run_id):
+        raise FstError(f"{output}: already exists (pass --overwrite, or --output another path)")
+    if state is None and os.path.exists(os.path.join(run_dir, "checkpoint.pth")) and not cfg.overwrite:
+        raise FstError(f"{run_dir} holds an earlier run: continue it with --resume {os.path.join(run_dir, 'checkpoint.pth')}, "
+                       "or pass --overwrite (or --run-dir) to start afresh")
+    return run_dir, output
+
+
+def _recorded_run_id(path: str) -> str | None:
+    """The run that wrote a final model (a resumed run replaces its own earlier final model)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["meta"].get("run_id")
+    except Exception:
+        return None
+
+
+def build_loss(cfg: TrainConfig, device: torch.device) -> tuple[PerceptualLoss, object, list[str]]:
+    """The perceptual loss with the style's Gram targets computed once; the style files' hashes."""
+    style_tensors = [torch.from_numpy(load_style_image(p, cfg.style_size, cfg.loss))[None].to(device) for p in cfg.style]
+    loss_net = load_loss_network(cfg.vgg_weights, device)
+    criterion = PerceptualLoss(loss_net, style_tensors, cfg.loss, cfg.style_blend, pick_amp(cfg.amp, device))
+    if cfg.channels_last:
+        criterion = criterion.to(memory_format=torch.channels_last)
+    return criterion, loss_net, [file_sha256(p) for p in cfg.style]
+
+
+def _check_same_targets(state: dict, style_hashes: list[str], vgg_identity: str) -> None:
+    if state["style_sha256"] != style_hashes:
+        raise FstError("--resume: the style image(s) changed since this checkpoint was written")
+    if state.get("vgg", vgg_identity) != vgg_identity:
+        raise FstError(f"--resume: the checkpoint was trained with VGG {state['vgg']}, these are {vgg_identity} "
+                       "(pass --vgg-weights with the run's file)")
+
+
+def load_photos(cfg: TrainConfig, rank: int, world: int, log) -> Photos:
+    """A folder or a cached COCO subset, minus a few photos held out for the previews."""
+    if cfg.dataset == "coco":
+        data_dir = coco_subset(cfg.limit) if rank == 0 else None
+        if world > 1:
+            box = [data_dir]
+            dist.broadcast_object_list(box, src=0)
+            data_dir = box[0]
+    else:
+        data_dir = cfg.data
+    full = PhotoFolder.from_folder(data_dir, cfg.image_size, cfg.flip, cfg.seed, log=log)
+    train_paths, held_out = split_validation(full.paths, cfg.val_count if len(full.paths) > 2 * cfg.val_count else 0)
+    if not held_out:
+        log(f"only {len(full.paths)} photos: none held out; the previews show {min(cfg.val_count, len(train_paths))} "
+            f"training photos (more than {2 * cfg.val_count} photos hold {cfg.val_count} out)")
+    dataset = PhotoFolder(train_paths, cfg.image_size, cfg.flip, cfg.seed)
+    preview_paths = held_out or train_paths[: cfg.val_count]
+    batches_per_epoch = len(dataset) // world // cfg.batch_size
+    if batches_per_epoch == 0:
+        raise FstError(f"{len(dataset)} training images are fewer than one batch of {cfg.batch_size} per process")
+    return Photos(dataset, [load_image(p, long_side=cfg.image_size).rgb for p in preview_paths], held_out, data_dir,
+                  batches_per_epoch)
+
+
+def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, log):
+    """The network and its optimizer: fresh, from --init's weights, or as the checkpoint left them."""
+    net = TransformerNet(cfg.channels, cfg.res_blocks).to(device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        at = Position(state["step"], state["epoch"], state["batch_in_epoch"])
+        log(f"resumed at step {at.step} (epoch {at.epoch}, batch {at.batch_in_epoch}) with the checkpoint's settings")
+        return net, optimizer, at
+    if cfg.init:
+        start, start_meta = load_model(cfg.init)
+        if start.architecture() != net.architecture():
+            raise FstError(f"--init {cfg.init}: its network is {start.architecture()}, this run's is {net.architecture()}")
+        net.load_state_dict(start.state_dict())
+        log(f"starting from {cfg.init} ({start_meta.get('steps', '?')} steps)")
+    return net, optimizer, Position()
+
+
+def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, total_steps: int, device, rank: int,
+               world: int, run_dir: str, checkpoint, resumed: bool):
+    """Steps from `at` (updated in place) to total_steps; returns (last loss terms, interrupted)."""
+    is_main = rank == 0
+    net = model.module if world > 1 else model
+    log_file = open(os.path.join(run_dir, "log.jsonl"), "a" if resumed else "w") if is_main else None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, initial=at.step, unit="step", disable=not is_main, dynamic_ncols=True)
+    terms, interrupted, ctrl_c = {}, False, CtrlC(world, device)
+    try:
+        ctrl_c.listen()
+        while at.step < total_steps and not interrupted:
+            t0 = time.perf_counter()
+            for batch in _epoch_loader(cfg, photos, at, rank, world, device):
+                batch = batch.to(device, non_blocking=True)
+                if cfg.channels_last:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                terms = train_step(model, criterion, optimizer, batch)
+                at.step += 1
+                at.batch_in_epoch += 1
+                now = time.perf_counter()
+                images_per_s, t0 = cfg.batch_size * world / max(now - t0, 1e-9), now
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    raise FstError(f"loss became {values} at step {at.step}: lower --lr or the loss weights")
+                if is_main:
+                    bar.update(1)
+                    bar.set_postfix(content=f"{values['content']:.3f}", style=f"{values['style']:.3f}",
+                                    tv=f"{values['tv']:.4f}", img_s=f"{images_per_s:.1f}")
+                    log_file.write(json.dumps({"step": at.step, **values, "images_per_s": images_per_s}) + "\n")
+                    log_file.flush()
+                if cfg.checkpoint_every and at.step % cfg.checkpoint_every == 0:
+                    checkpoint()
+                    if is_main:
+                        _preview(net, photos.preview, device, os.path.join(run_dir, f"preview_{at.step:06d}.png"))
+                if at.step >= total_steps:
+                    break
+                if ctrl_c.stop():
+                    interrupted = True
+                    break
+            else:
+                at.epoch += 1
+                at.batch_in_epoch = 0
+    except KeyboardInterrupt:  # a second Ctrl-C
+        interrupted = True
+    finally:
+        ctrl_c.release()
+        bar.close()
+        if log_file:
+            log_file.close()
+    return terms, interrupted
+
+
+def _epoch_loader(cfg: TrainConfig, photos: Photos, at: Position, rank: int, world: int, device) -> DataLoader:
+    """The rest of the current epoch for this rank: batches (N, 3, S, S) in [0, 1]."""
+    dataset = photos.dataset
+    order = _epoch_order(len(dataset), cfg.seed, at.epoch, rank, world)[: photos.batches_per_epoch * cfg.batch_size]
+    dataset.epoch = at.epoch
+    return DataLoader(Subset(dataset, order[at.batch_in_epoch * cfg.batch_size :]), batch_size=cfg.batch_size,
+                      drop_last=True, num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                      persistent_workers=False, worker_init_fn=_ignore_ctrl_c)
+
+
+def _check_ranks_in_sync(net, world: int, log) -> None:
+    """Prove the ranks stayed in lock-step: the same weights everywhere."""
+    digest = torch.tensor([float(sum(p.detach().double().sum() for p in net.parameters()))], dtype=torch.float64)
+    gathered = [torch.zeros_like(digest) for _ in range(world)]
+    dist.all_gather(gathered, digest)
+    log(f"ranks in sync: {'yes' if all(torch.equal(g, gathered[0]) for g in gathered) else 'NO'} "
+        f"({[float(g) for g in gathered]})")
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -92,35 +338,6 @@ def _atomic_torch_save(obj, path: str) -> None:
     tmp = path + ".tmp"
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-class CtrlC:
-    """Ctrl-C (SIGINT) while training: the step in flight finishes, then the loop stops, writes its
-    checkpoint and exits 130 (an exception in the middle of a step could checkpoint a half-applied
-    update). A second Ctrl-C interrupts at once. Under torchrun every rank stops at the same step."""
-
-    def __init__(self, world: int, device: torch.device):
-        self.pressed, self.world, self.device, self.previous = False, world, device, None
-
-    def listen(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._press)
-
-    def _press(self, signum, frame) -> None:
-        self.pressed = True
-        signal.signal(signal.SIGINT, self.previous)  # the next one raises KeyboardInterrupt
-
-    def release(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-    def stop(self) -> bool:
-        """Whether to stop after this step: on any rank, Ctrl-C was pressed."""
-        if self.world == 1:
-            return self.pressed
-        flag = torch.tensor([float(self.pressed)], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
 
 
 def _ignore_ctrl_c(worker_id: int) -> None:
@@ -157,260 +374,23 @@ def train_step(model, criterion: PerceptualLoss, optimizer, batch: torch.Tensor)
     return terms
 
 
-def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dict | None = None) -> str:
-    """Run the training described by cfg; returns the path of the final model.
-
-    resume: a checkpoint to continue exactly; its configuration is used, with `overrides` (by
-    default cfg's RESUMABLE_OVERRIDES fields) replacing those few fields.
-    """
-    state = None
-    if resume:
-        if not os.path.isfile(resume):
-            raise FstError(f"--resume {resume}: no such checkpoint")
-        try:
-            state = torch.load(resume, map_location="cpu", weights_only=True)
-            saved = _config_from_dict(state["config"])
-        except Exception:
-            raise FstError(f"--resume {resume}: not an fst training checkpoint (runs/NAME/checkpoint.pth)") from None
-        if overrides is None:
-            overrides = {key: getattr(cfg, key) for key in RESUMABLE_OVERRIDES}
-        for key, value in overrides.items():
-            setattr(saved, key, value)
-        cfg = saved
-    rank, world, local_rank = _distributed()
-    is_main = rank == 0
-    log = log if is_main else (lambda *a, **k: None)
-    device = pick_device(cfg.device if world == 1 or cfg.device != "auto" else "auto")
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
-    torch.manual_seed(cfg.seed)
-    for value, what in ((cfg.image_size, "--image-size"), (cfg.batch_size, "--batch-size"), (cfg.channels, "--channels")):
-        if value < 1:
-            raise FstError(f"{what} must be positive")
-    if cfg.image_size < 32:
-        raise FstError("--image-size must be at least 32")
-
-    # The style: Gram targets from each style image, computed once.
-    style_hashes = []
-    style_tensors = []
-    for path in cfg.style:
-        rgb = load_style_image(path, cfg.style_size, cfg.loss)
-        style_tensors.append(torch.from_numpy(rgb)[None].to(device))
-        style_hashes.append(file_sha256(path))
-    name = cfg.name or "+".join(os.path.splitext(os.path.basename(p))[0] for p in cfg.style)
-    cfg.name = name
-    run_dir = cfg.run_dir or os.path.join("runs", name)
-    output = cfg.output or os.path.join("checkpoints", f"{name}.pth")
-    if os.path.exists(output) and not cfg.overwrite:
-        raise FstError(f"{output}: already exists (pass --overwrite, or --output another path)")
-    if state is None and os.path.exists(os.path.join(run_dir, "checkpoint.pth")) and not cfg.overwrite:
-        raise FstError(f"{run_dir} holds an earlier run: continue it with --resume {os.path.join(run_dir, 'checkpoint.pth')}, "
-                       "or pass --overwrite (or --run-dir) to start afresh")
-    loss_net = load_loss_network(cfg.vgg_weights, device)
-    amp_dtype = pick_amp(cfg.amp, device)
-    criterion = PerceptualLoss(loss_net, style_tensors, cfg.loss, cfg.style_blend, amp_dtype)
-    if cfg.channels_last:
-        criterion = criterion.to(memory_format=torch.channels_last)
-
-    # The photos: a folder or a cached COCO subset, minus a few held out for previews.
-    if cfg.dataset == "coco":
-        data_dir = coco_subset(cfg.limit) if is_main else None
-        if world > 1:
-            box = [data_dir]
-            dist.broadcast_object_list(box, src=0)
-            data_dir = box[0]
-    elif cfg.data:
-        data_dir = cfg.data
-    else:
-        raise FstError("give --data DIR (a folder of photos) or --dataset coco")
-    full = PhotoFolder.from_folder(data_dir, cfg.image_size, cfg.flip, cfg.seed, log=log)
-    train_paths, val_paths = split_validation(full.paths, cfg.val_count if len(full.paths) > 2 * cfg.val_count else 0)
-    dataset = PhotoFolder(train_paths, cfg.image_size, cfg.flip, cfg.seed)
-    val_images = [load_image(p, long_side=cfg.image_size).rgb for p in val_paths]
-    per_rank = len(dataset) // world
-    batches_per_epoch = per_rank // cfg.batch_size
-    if batches_per_epoch == 0:
-        raise FstError(f"{len(dataset)} training images are fewer than one batch of {cfg.batch_size} per process")
-    total_steps = cfg.steps or cfg.epochs * batches_per_epoch
-
-    # The network and optimizer, fresh or resumed.
-    net = TransformerNet(cfg.channels, cfg.res_blocks).to(device)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    step, epoch, batch_in_epoch = 0, 0, 0
-    if cfg.init and state is None:
-        start, start_meta = load_model(cfg.init)
-        if start.architecture() != net.architecture():
-            raise FstError(f"--init {cfg.init}: its network is {start.architecture()}, this run's is {net.architecture()}")
-        net.load_state_dict(start.state_dict())
-        log(f"starting from {cfg.init} ({start_meta.get('steps', '?')} steps)")
-    if state is not None:
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["style_sha256"] != style_hashes:
-            raise FstError("--resume: the style image(s) changed since this checkpoint was written")
-        log(f"resumed from {resume} at step {step} (epoch {epoch}, batch {batch_in_epoch})")
-    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    meta = {
-        "fst_version": __version__,
-        "name": name,
-        "styles": [os.path.basename(p) for p in cfg.style],
-        "style_sha256": style_hashes,
-        "style_blend": cfg.style_blend,
-        "architecture": net.architecture(),
-        "vgg": loss_net.identity,
-        "data": data_dir,
-        "training_images": len(dataset),
-        "held_out": [os.path.basename(p) for p in val_paths],
-        "init": cfg.init,
-    }
-
-    def checkpoint(path: str) -> None:
-        if not is_main:
-            return
-        _atomic_torch_save(
-            {
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "rng": {"torch": torch.get_rng_state()},
-                "config": asdict(cfg),
-                "style_sha256": style_hashes,
-                "vgg": loss_net.identity,
-                "meta": meta,
-            },
-            path,
-        )
-
-    if is_main:
-        os.makedirs(run_dir, exist_ok=True)
-        log(f"training {name}: {len(dataset)} photos, {total_steps} steps of {cfg.batch_size}x{world} at "
-            f"{cfg.image_size}px on {device} (VGG autocast: {amp_dtype or 'fp32'}); run folder {run_dir}")
-    log_file = open(os.path.join(run_dir, "log.jsonl"), "a" if state else "w") if is_main else None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total_steps, initial=step, unit="step", disable=not is_main, dynamic_ncols=True)
-    terms = {}
-    interrupted = False
-    ctrl_c = CtrlC(world, device)
-    try:
-        ctrl_c.listen()
-        while step < total_steps and not interrupted:
-            order = _epoch_order(len(dataset), cfg.seed, epoch, rank, world)[: batches_per_epoch * cfg.batch_size]
-            dataset.epoch = epoch
-            loader = DataLoader(
-                Subset(dataset, order[batch_in_epoch * cfg.batch_size :]),
-                batch_size=cfg.batch_size,
-                drop_last=True,
-                num_workers=cfg.workers,
-                pin_memory=device.type == "cuda",
-                persistent_workers=False,
-                worker_init_fn=_ignore_ctrl_c,
-            )
-            t0 = time.perf_counter()
-            for batch in loader:
-                batch = batch.to(device, non_blocking=True)
-                if cfg.channels_last:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-                terms = train_step(model, criterion, optimizer, batch)
-                step += 1
-                batch_in_epoch += 1
-                now = time.perf_counter()
-                images_per_s = cfg.batch_size * world / max(now - t0, 1e-9)
-                t0 = now
-                values = {k: float(v.detach()) for k, v in terms.items()}
-                if not all(math.isfinite(v) for v in values.values()):
-                    raise FstError(f"loss became {values} at step {step}: lower --lr or the loss weights")
-                if is_main:
-                    bar.update(1)
-                    bar.set_postfix(content=f"{values['content']:.3f}", style=f"{values['style']:.3f}",
-                                    tv=f"{values['tv']:.4f}", img_s=f"{images_per_s:.1f}")
-                    log_file.write(json.dumps({"step": step, **values, "images_per_s": images_per_s}) + "\n")
-                    log_file.flush()
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    checkpoint(os.path.join(run_dir, "checkpoint.pth"))
-                    if is_main:
-                        _preview(net, val_images, device, os.path.join(run_dir, f"preview_{step:06d}.png"))
-                if step >= total_steps:
-                    break
-                if ctrl_c.stop():
-                    interrupted = True
-                    break
-            else:
-                epoch += 1
-                batch_in_epoch = 0
-    except KeyboardInterrupt:  # a second Ctrl-C
-        interrupted = True
-    finally:
-        ctrl_c.release()
-        bar.close()
-        if log_file:
-            log_file.close()
-    checkpoint(os.path.join(run_dir, "checkpoint.pth"))
-    if interrupted:
-        log(f"interrupted at step {step}: checkpoint saved; continue with --resume {os.path.join(run_dir, 'checkpoint.pth')}")
-        raise KeyboardInterrupt
-
-    if world > 1:  # prove the ranks stayed in lock-step
-        digest = torch.tensor([float(sum(p.detach().double().sum() for p in net.parameters()))], dtype=torch.float64)
-        gathered = [torch.zeros_like(digest) for _ in range(world)]
-        dist.all_gather(gathered, digest)
-        log(f"ranks in sync: {'yes' if all(torch.equal(g, gathered[0]) for g in gathered) else 'NO'} "
-            f"({[float(g) for g in gathered]})")
-    if is_main:
-        _preview(net, val_images, device, os.path.join(run_dir, "preview_final.png"))
-        meta.update({
-            "steps": step,
-            "config": asdict(cfg),
-            "final_loss": {k: float(v.detach()) for k, v in terms.items()},
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        })
-        state_dict = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
-        _atomic_torch_save({"model": state_dict, "meta": meta}, output)
-        log(f"saved {output}")
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return output
-
-
 def run(args) -> int:
-    """`fst train` from parsed arguments."""
-    if args.style_weights and len(args.style_weights) != len(args.style):
-        raise FstError(f"--style-weights has {len(args.style_weights)} values for {len(args.style)} --style images")
-    if not args.resume and not args.style:
-        raise FstError("give --style IMAGE (or --resume CHECKPOINT to continue a run)")
-    # On --resume, only the options given here override the checkpoint's (see RESUMABLE_OVERRIDES).
-    overrides = {k: getattr(args, k) for k in RESUMABLE_OVERRIDES if getattr(args, k, None) not in (None, False)}
-    # Options left out on the command line take TrainConfig's defaults.
-    optional = {k: getattr(args, k) for k in ("style_size", "epochs", "channels", "res_blocks", "workers", "checkpoint_every")}
-    cfg = TrainConfig(
-        **{k: v for k, v in optional.items() if v is not None},
-        style=args.style or [],
-        style_blend=args.style_weights,
-        data=args.data,
-        dataset=args.dataset,
-        limit=args.limit,
-        name=args.name,
-        output=args.output,
-        run_dir=args.run_dir,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        steps=args.steps,
-        lr=args.lr,
-        loss=LossConfig.from_args(args),
-        seed=args.seed,
-        device=args.device,
-        amp=args.amp,
-        flip=not args.no_flip,
-        vgg_weights=args.vgg_weights,
-        overwrite=args.overwrite,
-        init=args.init,
-    )
-    train(cfg, resume=args.resume, overrides=overrides)
+    """`fst train` from parsed arguments: only the options given (argparse leaves the others out)
+    replace TrainConfig's defaults, or, with --resume, the checkpoint's resumable settings."""
+    given = {k: v for k, v in vars(args).items() if k != "command"}
+    resume = given.pop("resume", None)
+    if resume:
+        fixed = sorted(k for k in given if k not in RESUMABLE_OVERRIDES)
+        if fixed:
+            names = ", ".join("--" + k.replace("_", "-") for k in fixed)
+            raise FstError(f"--resume continues a run with the checkpoint's own settings (style, data, sizes, network, "
+                           f"loss, lr, seed); it can change only {', '.join('--' + k.replace('_', '-') for k in RESUMABLE_OVERRIDES)}. "
+                           f"Drop {names}, or start a new run from its weights with --init")
+        train(TrainConfig(style=[]), resume=resume, overrides=given)
+        return 0
+    loss = LossConfig.from_args(args)
+    renamed = {"style": given.pop("style", []), "style_blend": given.pop("style_weights", None),
+               "flip": not given.pop("no_flip", False)}
+    fields = TrainConfig.__dataclass_fields__
+    train(TrainConfig(**{k: v for k, v in given.items() if k in fields}, **renamed, loss=loss))
     return 0

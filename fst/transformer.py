@@ -23,10 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fst import FstError
-
-JOHNSON_CHANNELS = 32
-DEFAULT_CHANNELS = 16
-DEFAULT_RES_BLOCKS = 5
+from fst.config import DEFAULT_CHANNELS, DEFAULT_RES_BLOCKS, JOHNSON_CHANNELS  # noqa: F401 (re-exported)
 BORDER_MARGIN = 8  # reflected pixels added on each side in forward, cropped from the output
 MIN_SIDE = 11  # reflection padding (8 + up to 3 px) must stay below the side: 10 fails
 
@@ -113,6 +110,8 @@ def load_model(path: str, device="cpu") -> tuple[TransformerNet, dict]:
     """A final model or a training checkpoint -> (TransformerNet in eval mode, metadata)."""
     if not os.path.isfile(path):
         raise FstError(f"{path}: no such model file")
+    if path.lower().endswith(".onnx"):
+        raise FstError(f"{path}: an ONNX file; a .pth is needed here (the model fst train writes)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         arch = state["meta"]["architecture"]
@@ -121,5 +120,5 @@ def load_model(path: str, device="cpu") -> tuple[TransformerNet, dict]:
     except FstError:
         raise
     except Exception as e:
-        raise FstError(f"{path}: not an fst model ({type(e).__name__})") from None
+        raise FstError(f"{path}: not an fst model; a .pth is needed here (the model fst train writes; {type(e).__name__})") from None
     return net.to(device).eval(), state["meta"]

@@ -64,10 +64,10 @@ class LossNetwork(nn.Module):
         if convention not in CONVENTIONS:
             raise FstError(f"unknown VGG convention {convention!r}")
         self.features = _make_features()
-        try:
-            self.features.load_state_dict(state_dict)
-        except RuntimeError as e:
-            raise FstError(f"VGG weights do not fit VGG16's convolution layers: {str(e).splitlines()[0]}") from None
+        problem = _mismatch(self.features.state_dict(), state_dict)
+        if problem:
+            raise FstError(f"VGG weights do not fit VGG16's convolution layers: {problem}")
+        self.features.load_state_dict(state_dict)
         perm, mean, std = CONVENTIONS[convention]
         self.convention = convention
         self.identity = identity  # recorded with every saved result
@@ -110,6 +110,22 @@ class LossNetwork(nn.Module):
             if name in wanted:
                 out[name] = h[..., crop : h.shape[-2] - crop, crop : h.shape[-1] - crop] if crop else h
         return out
+
+
+def _mismatch(expected: dict, given: dict) -> str:
+    """What keeps `given` from loading into a state_dict shaped like `expected` ('' if nothing)."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    wrong = [f"{k} is {tuple(given[k].shape)}, not {tuple(v.shape)}" for k, v in expected.items()
+             if k in given and tuple(getattr(given[k], "shape", ())) != tuple(v.shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of {len(expected)} tensors missing ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}{', ...' if len(unexpected) > 3 else ''})")
+    if wrong:
+        parts.append(f"{wrong[0]}" + (f" (and {len(wrong) - 1} more of the wrong shape)" if len(wrong) > 1 else ""))
+    return "; ".join(parts) + ("; expected torchvision vgg16().features keys 0.weight, 0.bias, 2.weight, ..." if parts else "")
 
 
 def file_sha256(path: str, chunk: int = 1 << 20) -> str:

@@ -20,20 +20,54 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # OpenMP threads fighting a busy core make every VGG pass ~20x slower. Set it to override.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# The real, pretrained loss network: tests never download anything.
-os.environ.setdefault("FST_VGG_WEIGHTS", str(REPO.parent / "shared" / "weights" / "vgg16-caffe-features.pth"))
+# The real, pretrained loss network, in either convention (tests never download anything):
+# $FST_VGG_WEIGHTS (a path, or "torchvision" for torchvision's cached IMAGENET1K_V1), else the
+# build machines' ../shared file. Checks of the Caffe file itself are marked `caffe` and skipped
+# with torchvision's weights.
+SHARED_WEIGHTS = REPO.parent / "shared" / "weights" / "vgg16-caffe-features.pth"
+os.environ.setdefault("FST_VGG_WEIGHTS", str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else "torchvision")
 VGG_WEIGHTS = os.environ["FST_VGG_WEIGHTS"]
+TORCHVISION_FILE = "vgg16-397923af.pth"  # VGG16_Weights.IMAGENET1K_V1, in torch.hub's cache
 
 PHOTOS = ["chenonceau_castle.jpg", "kitten.jpg", "butterfly.jpg"]
 STYLE = "starry_night.jpg"
 
 
+def vgg_convention() -> str:
+    """'caffe' or 'torchvision': which weights the tests run with (as fst.vgg decides it)."""
+    if VGG_WEIGHTS == "torchvision":
+        return "torchvision"
+    import torch
+
+    keys = torch.load(VGG_WEIGHTS, map_location="cpu", weights_only=True).keys()
+    return "torchvision" if any(k.startswith("features.") for k in keys) else "caffe"
+
+
+HOW_TO_GET_WEIGHTS = (
+    "make the Caffe file with `fst convert-vgg VGG_ILSVRC_16_layers.caffemodel -o vgg16-caffe-features.pth` "
+    "and set FST_VGG_WEIGHTS to it, or let torchvision download its weights once (online) and set "
+    "FST_VGG_WEIGHTS=torchvision (README: Install)"
+)
+
+
 def pytest_sessionstart(session):
-    if not os.path.isfile(VGG_WEIGHTS):
-        raise pytest.UsageError(
-            f"the VGG16 weights the tests need are missing: {VGG_WEIGHTS} "
-            f"(set FST_VGG_WEIGHTS to a Caffe-convention vgg16 features state_dict)"
-        )
+    if VGG_WEIGHTS == "torchvision":
+        import torch
+
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILE
+        if not cached.is_file():
+            raise pytest.UsageError(f"torchvision's VGG16 weights are not cached ({cached}): {HOW_TO_GET_WEIGHTS}")
+    elif not os.path.isfile(VGG_WEIGHTS):
+        raise pytest.UsageError(f"the VGG16 weights the tests need are missing: {VGG_WEIGHTS}: {HOW_TO_GET_WEIGHTS}")
+
+
+def pytest_collection_modifyitems(config, items):
+    if vgg_convention() == "caffe":
+        return
+    skip = pytest.mark.skip(reason="a check of the Caffe-convention VGG16 file; running with torchvision's weights")
+    for item in items:
+        if "caffe" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

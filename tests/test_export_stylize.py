@@ -123,10 +123,10 @@ def test_stylize_folder_alpha_exif_strength_and_bad_files(tmp_path, bad_images):
     assert code == 1  # one failure...
     errors = [line for line in stderr.splitlines() if line.startswith("fst: error:")]
     assert len(errors) == 1 and "broken.jpg" in errors[0] and "Traceback" not in stderr
-    assert sorted(os.listdir(out)) == ["butterfly.png", "exif.png", "kitten.png"]  # ...the rest done
-    styled = Image.open(out / "butterfly.png")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == ["kitten.png", "sub/butterfly.png", "sub/exif.png"]
+    styled = Image.open(out / "sub" / "butterfly.png")  # ...the rest done, in the inputs' tree
     assert styled.mode == "RGBA" and np.array_equal(np.asarray(styled)[..., 3], alpha)  # alpha passed through
-    assert Image.open(out / "exif.png").size == (40, 60)  # EXIF orientation applied
+    assert Image.open(out / "sub" / "exif.png").size == (40, 60)  # EXIF orientation applied
     # never overwrite without --overwrite
     code, _, stderr = run_fst("stylize", folder / "kitten.jpg", "-o", out / "kitten.png", "-m", SHIPPED_ONNX)
     assert code == 2 and "already exists" in stderr

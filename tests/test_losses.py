@@ -10,15 +10,8 @@ import torch
 
 from fst import FstError
 from fst.images import load_image
-from fst.losses import (
-    LossConfig,
-    PerceptualLoss,
-    content_loss,
-    gram_matrix,
-    parse_style_layers,
-    style_layer_loss,
-    tv_loss,
-)
+from fst.config import LossConfig, parse_style_layers
+from fst.losses import PerceptualLoss, content_loss, gram_matrix, style_layer_loss, tv_loss
 
 
 def test_gram_matrix_equals_explicit_loops():

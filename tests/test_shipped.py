@@ -96,18 +96,18 @@ def test_styles_command_lists_them_with_sources():
 
 
 def test_gallery_command(tmp_path):
-    code, out, err = run_fst("gallery", FIXTURES / PHOTOS[0], "-o", tmp_path / "g", "--size", "128")
+    code, out, err = run_fst("gallery", FIXTURES / PHOTOS[0], "-o", tmp_path / "g", "--image-size", "128")
     assert code == 0, err
     written = sorted(p.name for p in (tmp_path / "g").iterdir())
     assert written == sorted(["photo.jpg"] + [f"{n}.jpg" for n in SHIPPED] + [f"painting_{n}.jpg" for n in SHIPPED])
     assert out.count("|") > 10
-    code, _, err = run_fst("gallery", FIXTURES / PHOTOS[0], "-o", tmp_path / "g", "--size", "128")
+    code, _, err = run_fst("gallery", FIXTURES / PHOTOS[0], "-o", tmp_path / "g", "--image-size", "128")
     assert code == 2 and "already exists" in err
 
 
 def test_evaluate_command_reports_the_style_ratio():
     code, out, err = run_fst("evaluate", DEFAULT_STYLE, "--photos", FIXTURES / PHOTOS[0], FIXTURES / PHOTOS[1],
-                             "--size", "192", "--json")
+                             "--image-size", "192", "--json")
     assert code == 0, err
     (report,) = json.loads(out)
     assert [r["photo"] for r in report["photos"]] == PHOTOS[:2]

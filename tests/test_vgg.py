@@ -11,9 +11,11 @@ import torch.nn.functional as F
 from fst import FstError
 from fst.images import load_image
 from fst.losses import PerceptualLoss
-from fst.vgg import ENV_WEIGHTS, LAYER_NAMES, load_loss_network
+from fst.vgg import ENV_WEIGHTS, LAYER_NAMES, file_sha256, load_loss_network
 
-WEIGHTS_SHA256_PREFIX = "6d9a1a8b4b98cb57"  # shared/weights/README.md
+# Fingerprint of the Oxford VGG16 values (shared/weights/README.md): sums of conv1_1's weights
+# and of conv5_3's biases, the same in any file holding them (e.g. one made by fst convert-vgg).
+CONV1_1_WEIGHT_SUM, CONV1_1_WEIGHT_ABS_SUM, CONV5_3_BIAS_SUM = -4.212706642851117, 291.40991200292774, 76.73021603556117
 
 
 def test_layer_names_follow_torchvision_indices():
@@ -23,10 +25,14 @@ def test_layer_names_follow_torchvision_indices():
     assert LAYER_NAMES.index("relu4_3") == 22 and LAYER_NAMES[-1] == "relu5_3"
 
 
+@pytest.mark.caffe
 def test_loads_the_real_caffe_weights(loss_network):
-    assert os.environ[ENV_WEIGHTS].endswith("vgg16-caffe-features.pth")
     assert loss_network.convention == "caffe"
-    assert loss_network.identity == f"caffe:sha256:{WEIGHTS_SHA256_PREFIX}"
+    assert loss_network.identity == f"caffe:sha256:{file_sha256(os.environ[ENV_WEIGHTS])[:16]}"
+    conv1_1, conv5_3 = loss_network.features[0], loss_network.features[LAYER_NAMES.index("conv5_3")]
+    assert float(conv1_1.weight.double().sum()) == pytest.approx(CONV1_1_WEIGHT_SUM, rel=1e-9)
+    assert float(conv1_1.weight.double().abs().sum()) == pytest.approx(CONV1_1_WEIGHT_ABS_SUM, rel=1e-9)
+    assert float(conv5_3.bias.double().sum()) == pytest.approx(CONV5_3_BIAS_SUM, rel=1e-9)
     assert not any(p.requires_grad for p in loss_network.parameters())
     loss_network.train()
     assert not loss_network.training  # always frozen
@@ -94,6 +100,7 @@ def test_training_loss_runs_the_content_without_autograd(loss_network):
     assert generated.grad is not None and generated.grad.abs().sum() > 0
 
 
+@pytest.mark.caffe
 def test_caffe_preprocessing_is_bgr_255_minus_mean(loss_network):
     torch.manual_seed(1)
     x = torch.rand(2, 3, 10, 12)

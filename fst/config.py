@@ -1,0 +1,126 @@
+"""The settings of training, optimization and the loss, with their defaults: the one source of
+defaults (the command line takes its own from here). No torch here: `fst --help` and `fst stylize`
+import this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fst import FstError
+
+JOHNSON_CHANNELS = 32  # Johnson et al.'s width of the first layer
+DEFAULT_CHANNELS = 16  # fst's: 3.6x fewer multiply-accumulates (README: Performance)
+DEFAULT_RES_BLOCKS = 5
+DEFAULT_CONTENT_LAYER = "relu2_2"
+DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+@dataclass
+class LossConfig:
+    content_weight: float = 1.0  # alpha
+    style_weight: float = 5.0  # beta
+    tv_weight: float = 10.0  # gamma
+    content_layer: str = DEFAULT_CONTENT_LAYER
+    # Reflect-pad images by this many pixels before VGG and crop the features back (see
+    # LossNetwork.forward): keeps VGG's zero padding from teaching networks border lines.
+    border_pad: int = 8
+    # Fraction of the style image's width and height cut off each side before its Grams are taken.
+    # Scans of paintings carry light canvas edges and frames; their long straight lines are strong
+    # Gram statistics, and networks learn to paint them everywhere (Starry Night's 5 px light
+    # border taught thin vertical streaks). 2% of each side removes such edges.
+    style_margin: float = 0.02
+    style_layers: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in DEFAULT_STYLE_LAYERS})
+
+    @classmethod
+    def from_args(cls, args) -> "LossConfig":
+        """Loss options given on the command line over the defaults."""
+        cfg = cls()
+        for name in ("content_weight", "style_weight", "tv_weight", "content_layer", "style_margin"):
+            if getattr(args, name, None) is not None:
+                setattr(cfg, name, getattr(args, name))
+        if getattr(args, "style_layers", None):
+            cfg.style_layers = parse_style_layers(args.style_layers)
+        return cfg
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LossConfig":
+        """A recorded configuration (a model's meta, a checkpoint). Records made before
+        style_margin existed were trained on the whole style image: margin 0."""
+        return cls(**{"style_margin": 0.0, **d})
+
+    def as_dict(self) -> dict:
+        return {
+            "content_weight": self.content_weight,
+            "style_weight": self.style_weight,
+            "tv_weight": self.tv_weight,
+            "content_layer": self.content_layer,
+            "border_pad": self.border_pad,
+            "style_margin": self.style_margin,
+            "style_layers": dict(self.style_layers),
+        }
+
+
+def parse_style_layers(text: str) -> dict[str, float]:
+    """'relu1_2,relu2_2:2' -> {'relu1_2': 1.0, 'relu2_2': 2.0}."""
+    layers = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition(":")
+        try:
+            layers[name] = float(weight) if weight else 1.0
+        except ValueError:
+            layers[name] = float("nan")
+        if not layers[name] >= 0:  # NaN fails too
+            raise FstError(f"--style-layers: bad weight in {part!r} (use NAME or NAME:WEIGHT, WEIGHT >= 0)")
+    return layers
+
+
+@dataclass
+class TrainConfig:
+    style: list[str]
+    style_blend: list[float] | None = None
+    data: str | None = None
+    dataset: str | None = None  # "coco": stream a subset through `datasets`
+    limit: int = 2000  # images fetched with --dataset coco
+    name: str | None = None
+    output: str | None = None  # final model; default runs/<name>/<name>.pth
+    run_dir: str | None = None  # checkpoints, previews, log; default runs/<name>
+    image_size: int = 256
+    style_size: int = 512
+    batch_size: int = 4
+    epochs: int = 2
+    steps: int | None = None
+    lr: float = 1e-3
+    channels: int = DEFAULT_CHANNELS
+    res_blocks: int = DEFAULT_RES_BLOCKS
+    loss: LossConfig = field(default_factory=LossConfig)
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    channels_last: bool = False  # measured: no gain on CPU for these convs
+    workers: int = 2
+    flip: bool = True
+    checkpoint_every: int = 200
+    val_count: int = 4
+    vgg_weights: str | None = None
+    overwrite: bool = False
+    init: str | None = None  # start from this trained model's weights (fine-tuning)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """A recorded configuration (a checkpoint's)."""
+        return cls(**{**d, "loss": LossConfig.from_dict(d["loss"])})
+
+
+@dataclass
+class OptimizeConfig:
+    """`fst optimize`'s own settings (its loss: LossConfig)."""
+
+    image_size: int = 256  # longest side of the output
+    optimizer: str = "lbfgs"
+    iterations: int = 300  # loss evaluations
+    init: str = "content"  # content | noise | PATH
+    save_every: int = 0
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # "auto" is fp32 here: L-BFGS wants exact gradients
