@@ -116,25 +116,22 @@ def test_whole_commands_run_in_fresh_processes(quick):
 
 
 def _structure(markdown: str) -> dict:
-    """Titles, table headers and row labels (numbers as N, fst's bold dropped), in order; the
-    header lines' labels. bf16 rows are dropped where this CPU has no bf16 (README's has)."""
+    """Titles, table headers, row labels (numbers as N, fst's bold dropped) and the header fields.
+    bf16 rows are dropped where this CPU has no bf16 (README's has)."""
     titles, headers, labels, fields = [], [], [], []
-    for line in markdown.splitlines():
+    lines = markdown.splitlines()
+    for line, following in zip(lines, lines[1:] + [""]):
         if line.startswith("#"):
             titles.append(re.sub(r"\d+", "N", line))
-        elif line.startswith("| ") and (not headers or labels and labels[-1] == "---"):
+        elif line.startswith("| ") and following.startswith("|---"):
             headers.append(line)
-            labels.append("header")
-        elif line.startswith("|---"):
-            labels.append("---")
         elif line.startswith("| "):
-            label = re.sub(r"\d+", "N", line.split("|")[2].strip().strip("*"))
+            label = re.sub(r"\d+", "N", line.split(" | ")[1].strip("*"))
             if cpu_supports_bf16() or "bfloat16" not in label:
                 labels.append(label)
         elif line.startswith("**") and not line.startswith("**WARNING"):
             fields.append(line.split(":**")[0])
-    return {"titles": titles, "headers": headers, "labels": [x for x in labels if x not in ("header", "---")],
-            "fields": fields}
+    return {"titles": titles, "headers": headers, "labels": labels, "fields": fields}
 
 
 def test_readme_performance_is_fst_bench_markdown(quick):
@@ -192,3 +189,28 @@ def test_the_baselines_match_pytorch_examples_layout():
     assert {"conv1.conv2d.weight", "in1.weight", "res5.conv2.conv2d.bias", "deconv1.conv2d.weight", "deconv3.conv2d.weight"} <= names
     assert sum(p.numel() for p in net.parameters()) == 1_679_235
     assert [LAYER_NAMES[i - 1] for i in PE_SLICE_ENDS] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+
+
+def test_the_check_fails_for_a_baseline_that_computes_something_else(loss_network, style_path):
+    """The bound is tight enough to catch a small change of the loss: PE with the TV weight off by
+    10 % (TV is the smallest term) fails it; the same code with fst's weights passes."""
+    import dataclasses
+
+    import torch
+
+    from fst.bench.baselines import PETraining, TransformerNet
+    from fst.bench.check import agreement, loss_bound
+    from fst.images import load_image
+    from fst.losses import LossConfig, PerceptualLoss
+
+    config = LossConfig()
+    style = torch.from_numpy(load_image(style_path, long_side=64).rgb)[None]
+    batch = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    y = torch.sigmoid(TransformerNet()(batch)).detach()
+    fst_value = float(PerceptualLoss(loss_network, [style], config)(y, batch)["total"])
+    bound = loss_bound("relu4_3", 2 * 128 * 24 * 24, "float32")
+    for tv_weight, ok in ((config.tv_weight, True), (config.tv_weight * 1.1, False)):
+        pe = PETraining(TransformerNet(), loss_network, style, dataclasses.replace(config, tv_weight=tv_weight), 2)
+        with torch.no_grad():
+            assert agreement(fst_value, float(pe.loss(y, batch)), bound)["ok"] is ok

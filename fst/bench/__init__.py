@@ -15,7 +15,7 @@ processes that time their own imports.
 
 from __future__ import annotations
 
-import sys
+import os
 import tempfile
 import time
 
@@ -131,7 +131,11 @@ def _finish_notes(report: dict, ctx) -> None:
 def run(args) -> int:
     from fst.bench import report as output
 
-    shown = " ".join(["fst bench"] + [a for a in sys.argv[2:] if not a.startswith("/")]) if sys.argv[1:2] == ["bench"] else "fst bench"
+    shown = " ".join(["fst bench"] + [flag for flag, on in (("--quick", args.quick), ("--markdown", args.markdown)) if on]
+                     + [f"{flag} {value}" for flag, value in (("--only", args.only), ("--repeats", args.repeats),
+                                                              ("--device", args.device if args.device != "cpu" else None),
+                                                              ("--model", args.model and os.path.basename(args.model)))
+                        if value])
     report = bench(quick=args.quick, device_name=args.device, model_spec=args.model, vgg_weights=args.vgg_weights,
                    repeats=args.repeats, only=args.only, command=shown)
     if args.json and args.json != "-":

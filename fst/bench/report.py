@@ -58,7 +58,7 @@ def _peak(result: dict) -> Table:
 def _stylize(result: dict) -> Table:
     table = Table("Stylize: one image in this process (network only)",
                   ["size", "implementation", "precision", "ms", "vs PE, same network", "vs PE, its network",
-                   "GFLOP/s", "% of peak", "max |Δ| vs PE (0..255)", "peak RSS MB (+during)"])
+                   "GFLOP/s", "% of peak", "max diff vs PE (0..255)", "peak RSS MB (+during)"])
     for r in result["rows"]:
         diff = f"{r['max_difference_255']:.3f}" if "max_difference_255" in r else "—"
         _add(table, r, [r["precision"], f"{r['seconds'] * 1000:.1f}", _x(r.get("speedup_vs_same_network")),
@@ -129,9 +129,8 @@ def header_lines(report: dict) -> list[str]:
 
 
 def markdown(report: dict) -> str:
-    lines = [line + "  " for line in header_lines(report)]
-    lines[-1] = lines[-1].rstrip()
-    lines += [f"**{n}**" for n in report["notes"] if n.startswith("WARNING")]
+    lines = header_lines(report) + [f"**{n}**" for n in report["notes"] if n.startswith("WARNING")]
+    lines = [line + "  " for line in lines[:-1]] + lines[-1:]  # Markdown line breaks
     for table in tables(report):
         lines += ["", f"#### {table.title}", "", "| " + " | ".join(table.headers) + " |",
                   "|" + "|".join("---" if i < 2 else "---:" for i in range(len(table.headers))) + "|"]
