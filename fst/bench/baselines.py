@@ -142,9 +142,9 @@ def normalize_batch(batch, loss_net):
     return (batch[:, loss_net.perm] - loss_net.mean) / loss_net.std
 
 
-def _vgg_precision(amp_dtype):
+def _vgg_precision(device_type: str, amp_dtype):
     """(c) autocast around the VGG calls only; None: float32 throughout."""
-    return torch.autocast("cpu", dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------- PE: neural_style.py train()
@@ -169,7 +169,7 @@ class PETraining:
         self.gram_style = [gram_matrix(y) for y in features_style]
 
     def features(self, images):
-        with _vgg_precision(self.amp_dtype):
+        with _vgg_precision(images.device.type, self.amp_dtype):
             out = self.vgg(normalize_batch(images, self.loss_net))
         return VggOutputs(*(f.float() for f in out))  # (c): no-op in float32
 
