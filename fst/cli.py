@@ -248,15 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the state_dict to write (.pth), for --vgg-weights / FST_VGG_WEIGHTS")
     p.add_argument("--overwrite", action="store_true")
 
-    p = sub.add_parser("bench", help="measure speed against the plain implementation")
+    p = sub.add_parser("bench", help="measure speed against pytorch/examples and the PyTorch tutorial")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (CI)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="print the tables as README's Performance section shows them")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="the whole report as JSON: printed instead of the tables, or written to FILE beside them")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--model", help="model to time: shipped style name, .onnx or .pth (default: the default shipped style)")
     p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
     p.add_argument("--repeats", type=int, help="timed repeats per figure, after warm-up (default 5 for peak, "
                                                "stylize and command, 3 for train and optimize; 2-3 with --quick)")
-    p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,command,train,optimize (stylize brings peak along)")
+    p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,command,train,optimize (stylize and train bring peak along)")
     return parser
 
 

@@ -1,0 +1,69 @@
+"""What one `fst bench` run measures (sizes, warm-up and repeats) and what its sections share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fst.bench.harness import Timer
+from fst.bench.inputs import Inputs, Model
+
+SECTION_NAMES = ("peak", "stylize", "command", "train", "optimize")
+
+
+@dataclass
+class Plan:
+    quick: bool
+    stylize_sizes: list[int]
+    train_sizes: list[int]
+    optimize_sizes: list[int]
+    command_size: int = 1024
+    batch: int = 4
+    train_style_size: int = 512
+    peak_n: int = 2048
+    calibration_size: int = 256
+    warmup: dict[str, int] = field(default_factory=dict)
+    repeats: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, quick: bool, repeats: int | None) -> "Plan":
+        if quick:  # CI: every row and check at toy sizes, ~1 minute on 2 busy cores
+            plan = cls(True, [64, 128], [64], [64], command_size=128, train_style_size=128, peak_n=1024,
+                       calibration_size=64, warmup={**dict.fromkeys(SECTION_NAMES, 1), "command": 0},
+                       repeats={"peak": 3, "stylize": 3, "command": 2, "train": 2, "optimize": 2})
+        else:
+            plan = cls(False, [256, 512, 1024], [128, 256], [256, 512],
+                       warmup={"peak": 1, "stylize": 2, "command": 1, "train": 1, "optimize": 1},
+                       repeats={"peak": 5, "stylize": 5, "command": 5, "train": 3, "optimize": 3})
+        if repeats is not None:
+            plan.repeats = dict.fromkeys(plan.repeats, repeats)
+        return plan
+
+
+@dataclass
+class Context:
+    """Everything a section needs; the loss network is loaded on first use."""
+
+    plan: Plan
+    device: object  # torch.device
+    timer: Timer
+    model: Model
+    inputs: Inputs
+    workdir: str
+    vgg_weights: str | None
+    peak: dict = field(default_factory=dict)  # {"float32": GFLOP/s, "bfloat16": ...} from the peak section
+    _loss_net: object = None
+
+    @property
+    def loss_net(self):
+        if self._loss_net is None:
+            from fst.vgg import load_loss_network
+
+            self._loss_net = load_loss_network(self.vgg_weights, self.device)
+        return self._loss_net
+
+    @property
+    def bf16(self) -> bool:
+        """Time bf16 rows: the CPU has bf16 units (or a CUDA device)."""
+        from fst.runtime import cpu_supports_bf16
+
+        return self.device.type == "cuda" or cpu_supports_bf16()

@@ -1,0 +1,164 @@
+"""fst bench's output: the same tables as aligned text (default), as the Markdown README's
+Performance section shows (--markdown: pasted into README as printed), or the report as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    bold: list[bool] = field(default_factory=list)  # fst's rows
+
+
+def _x(value) -> str:
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def _mem(row: dict) -> str:
+    m = row["memory"]
+    text = f"{m['peak_rss_mb']:.0f}"
+    if "peak_rss_over_start_mb" in m:
+        text += f" (+{m['peak_rss_over_start_mb']:.0f})"
+    if "cuda_peak_over_start_mb" in m:
+        text += f"; GPU +{m['cuda_peak_over_start_mb']:.0f}"
+    return text
+
+
+def _pct(row: dict) -> str:
+    return f"{row['percent_of_peak']:.0f} %" if row.get("percent_of_peak") is not None else "—"
+
+
+def _check(row: dict) -> str:
+    c = row.get("check")
+    if not c:
+        return "—"
+    return f"{c['relative_difference']:.1e} ≤ {c['bound']:.0e}" if c["ok"] else f"FAILED {c['relative_difference']:.1e} > {c['bound']:.0e}"
+
+
+def _add(table: Table, row: dict, cells: list[str]) -> None:
+    size = f"{row['size']}²" if row.get("size") else "—"
+    table.rows.append([size, row["name"], *cells])
+    table.bold.append(row.get("role") == "fst")
+
+
+def _peak(result: dict) -> Table:
+    table = Table("Peak: the highest rate of large kernels in this run (the % of peak columns divide by it)",
+                  ["precision", "kernel", "GFLOP/s (best)", "GFLOP/s (median)"])
+    for p in result["probes"]:
+        table.rows.append([p["precision"], p["name"], f"{p['gflops']:.1f}", f"{p['median_gflops']:.1f}"])
+        table.bold.append(p["gflops"] == result["gflops"][p["precision"]])
+    return table
+
+
+def _stylize(result: dict) -> Table:
+    table = Table("Stylize: one image in this process (network only)",
+                  ["size", "implementation", "precision", "ms", "vs PE, same network", "vs PE, its network",
+                   "GFLOP/s", "% of peak", "max diff vs PE (0..255)", "peak RSS MB (+during)"])
+    for r in result["rows"]:
+        diff = f"{r['max_difference_255']:.3f}" if "max_difference_255" in r else "—"
+        _add(table, r, [r["precision"], f"{r['seconds'] * 1000:.1f}", _x(r.get("speedup_vs_same_network")),
+                        _x(r.get("speedup_vs_pe")), f"{r['gflops']:.1f}", _pct(r), diff, _mem(r)])
+    return table
+
+
+def _command(result: dict) -> Table:
+    size = result["sizes"][0]
+    table = Table(f"Whole command: one {size}×{size} JPEG, a fresh process each run",
+                  ["size", "command", "s (median)", "min–max", "vs PE, same network", "vs PE, its network", "peak RSS MB"])
+    for r in result["rows"]:
+        _add(table, r, [f"{r['seconds']:.2f}", f"{min(r['times']):.2f}–{max(r['times']):.2f}",
+                        _x(r.get("speedup_vs_same_network")), _x(r.get("speedup_vs_pe")), f"{r['memory']['peak_rss_mb']:.0f}"])
+    return table
+
+
+def _train(result: dict) -> Table:
+    table = Table(f"Training step: batch {result['batch']}, style image {result['style_size']} px",
+                  ["size", "implementation", "s/step", "images/s", "vs PE, same network", "vs PE, its network",
+                   "GFLOP/s", "% of peak", "loss vs fst (bound)", "peak RSS MB (+during)"])
+    for r in result["rows"]:
+        _add(table, r, [f"{r['seconds']:.3f}", f"{r['images_per_s']:.2f}", _x(r.get("speedup_vs_same_network")),
+                        _x(r.get("speedup_vs_pe")), f"{r['gflops']:.0f}", _pct(r), _check(r), _mem(r)])
+    return table
+
+
+def _optimize(result: dict) -> Table:
+    table = Table("fst optimize (L-BFGS): seconds per loss evaluation",
+                  ["size", "implementation", "s/evaluation", "vs tutorial", "loss vs fst (bound)", "peak RSS MB (+during)"])
+    for r in result["rows"]:
+        _add(table, r, [f"{r['seconds']:.3f}", _x(r.get("speedup_vs_pe")), _check(r), _mem(r)])
+    return table
+
+
+def _generic(name: str, result: dict) -> Table:
+    """Any other section (e.g. one added at merge): its rows' names, sizes and times."""
+    table = Table(name, ["size", "implementation", "s (median)", "peak RSS MB"])
+    for r in result.get("rows", []):
+        _add(table, r, [f"{r['seconds']:.3f}", f"{r['memory']['peak_rss_mb']:.0f}" if r.get("memory") else "—"])
+    return table
+
+
+LAYOUTS = {"peak": _peak, "stylize": _stylize, "command": _command, "train": _train, "optimize": _optimize}
+
+
+def tables(report: dict) -> list[Table]:
+    return [LAYOUTS[name](result) if name in LAYOUTS else _generic(name, result)
+            for name, result in report["sections"].items()]
+
+
+def header_lines(report: dict) -> list[str]:
+    m, mdl, s = report["machine"], report["model"], report["settings"]
+    cores = f"{m['logical_cores']} logical cores" + (f" ({m['physical_cores']} physical)" if m.get("physical_cores") else "")
+    isa = ", ".join(m["isa"]) or "none reported"
+    counts = ", ".join(f"{k} {s['warmup'][k]}+{s['repeats'][k]}" for k in report["sections"])
+    return [
+        f"**Machine:** {m['cpu']}, {cores}, {m['os']}; CPU features: {isa}; torch's kernels: "
+        f"{m['torch_cpu_capability']}" + (f", oneDNN up to {m['onednn_max_cpu_isa']}" if m.get("onednn_max_cpu_isa") else "")
+        + (f"; GPU {m['gpu']}" if m.get("gpu") else "") + ".",
+        f"**Software:** fst {report['fst_version']}, Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"onnxruntime {m['onnxruntime']}, numpy {m['numpy']}.",
+        f"**Run:** `{report['command']}`, device {report['device']}, {report['seconds_total']:.0f} s; medians of the timed "
+        f"calls after warm-up ({counts}); vs X = X's time / fst's time, only between rows of one precision.",
+        f"**Model:** {mdl['label']}, width {mdl['architecture']['channels']}, {mdl['architecture']['res_blocks']} residual "
+        f"blocks: {mdl['macs_per_megapixel'] / 1e9:.2f} GMAC per megapixel (PE's width 32: {mdl['pe_macs_per_megapixel'] / 1e9:.2f}).",
+    ]
+
+
+def markdown(report: dict) -> str:
+    lines = header_lines(report) + [f"**{n}**" for n in report["notes"] if n.startswith("WARNING")]
+    lines = [line + "  " for line in lines[:-1]] + lines[-1:]  # Markdown line breaks
+    for table in tables(report):
+        lines += ["", f"#### {table.title}", "", "| " + " | ".join(table.headers) + " |",
+                  "|" + "|".join("---" if i < 2 else "---:" for i in range(len(table.headers))) + "|"]
+        for cells, bold in zip(table.rows, table.bold):
+            cells = list(cells)
+            if bold:
+                cells[1] = f"**{cells[1]}**"
+            lines.append("| " + " | ".join(cells) + " |")
+    notes = [n for n in report["notes"] if not n.startswith("WARNING")]
+    if notes:
+        lines += ["", "Notes:"] + [f"- {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def text(report: dict) -> str:
+    lines = [line.replace("**", "").replace("`", "") for line in header_lines(report)]
+    lines += [n for n in report["notes"] if n.startswith("WARNING")]
+    for table in tables(report):
+        grid = [table.headers] + [[("* " if bold else "  ") + c if i == 1 else c for i, c in enumerate(cells)]
+                                  for cells, bold in zip(table.rows, table.bold)]
+        grid[0] = [("  " + h if i == 1 else h) for i, h in enumerate(grid[0])]
+        widths = [max(len(row[i]) for row in grid) for i in range(len(table.headers))]
+        lines += ["", table.title]
+        for row in grid:
+            lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    lines += ["", "* fst's rows. Notes:"] + [f"- {n}" for n in report["notes"] if not n.startswith("WARNING")]
+    return "\n".join(lines)
+
+
+def as_json(report: dict) -> str:
+    return json.dumps(report, indent=2)

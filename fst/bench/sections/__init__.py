@@ -1,0 +1,21 @@
+"""The sections of `fst bench`, in the order they run: name -> function(Context) -> result dict
+with "rows" (peak: "probes"). A section is one module; add one here to have it run and reported
+(its rows get the generic table in fst/bench/report.py unless a layout is added there)."""
+
+from __future__ import annotations
+
+import importlib
+
+SECTIONS = {
+    "peak": "fst.bench.sections.peak:run",
+    "stylize": "fst.bench.sections.stylize:run",
+    "command": "fst.bench.sections.command:run",
+    "train": "fst.bench.sections.train:run",
+    "optimize": "fst.bench.sections.optimize:run",
+    # "video": "fst.video.bench:run",  # from the video branch: wired by the lead at merge
+}
+
+
+def section(name: str):
+    module, function = SECTIONS[name].split(":")
+    return getattr(importlib.import_module(module), function)
