@@ -63,7 +63,8 @@ class Context:
 
     @property
     def bf16(self) -> bool:
-        """Time bf16 rows: the CPU has bf16 units (or a CUDA device)."""
-        from fst.runtime import cpu_supports_bf16
+        """Time bf16 rows: a CUDA device, or a CPU where bf16 measured faster than fp32 (the probe
+        --amp auto uses: a CPU without bf16 units, or oneDNN capped at AVX2, only emulates it)."""
+        from fst.runtime import BF16_MIN_SPEEDUP, cpu_bf16_speedup
 
-        return self.device.type == "cuda" or cpu_supports_bf16()
+        return self.device.type == "cuda" or cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
