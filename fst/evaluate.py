@@ -72,6 +72,12 @@ def evaluate(model: str, photos: list[str], painting: str | None = None, size: i
 
 
 def run(args) -> int:
+    if args.video:
+        from fst.video import evaluate_video
+
+        return evaluate_video(args)
+    if not args.models or not args.photos:
+        raise FstError("evaluate needs MODEL... --photos PATH... (or --video SRC OUT)")
     reports = []
     for model in args.models:
         path = resolve_model(model)

@@ -279,11 +279,11 @@ def preserve_color(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
     return np.clip(np.tensordot(_YIQ_TO_RGB, mixed, axes=1), 0.0, 1.0).astype(np.float32)
 
 
-def find_images(inputs: list[str], recursive: bool = True) -> list[str]:
+def find_images(inputs: list[str], recursive: bool = True, extensions: set[str] = IMAGE_EXTENSIONS) -> list[str]:
     """Expand files, folders (searched recursively) and glob patterns into image paths.
 
-    Folders yield only files with an image extension; a file named explicitly is kept whatever
-    its extension (it will be rejected later with a clear message if it is not an image).
+    Folders yield only files with one of `extensions` (stylize adds videos); a file named
+    explicitly is kept whatever its extension (rejected later with a clear message if unreadable).
     """
     found: list[str] = []
     for item in inputs:
@@ -295,7 +295,7 @@ def find_images(inputs: list[str], recursive: bool = True) -> list[str]:
                 found += [
                     os.path.join(root, f)
                     for f in sorted(files)
-                    if Path(f).suffix.lower() in IMAGE_EXTENSIONS and not f.startswith(".")
+                    if Path(f).suffix.lower() in extensions and not f.startswith(".")
                 ]
         elif os.path.exists(item):
             found.append(item)
@@ -303,7 +303,7 @@ def find_images(inputs: list[str], recursive: bool = True) -> list[str]:
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
                 raise FstError(f"{item}: pattern matches no file")
-            found += find_images(matches, recursive)
+            found += find_images(matches, recursive, extensions)
         else:
             raise FstError(f"{item}: no such file or folder")
     return found
