@@ -33,9 +33,8 @@ def _training_meta(path: str) -> dict:
     return {"name": props.get("fst.style", ""), "config": meta.get("config", {}), "held_out": meta.get("held_out", [])}
 
 
-def evaluate(model: str, photos: list[str], painting: str | None = None, size: int = 256, vgg_weights: str | None = None) -> dict:
-    if not photos:
-        raise FstError("no photos to evaluate on")
+def load_criterion(model: str, painting: str | None = None, vgg_weights: str | None = None) -> PerceptualLoss:
+    """The loss a model was trained with (its weights, style size and painting)."""
     path = resolve_model(model)
     try:
         meta = _training_meta(path)
@@ -49,7 +48,14 @@ def evaluate(model: str, photos: list[str], painting: str | None = None, size: i
     config = meta.get("config", {})
     loss_config = LossConfig.from_dict(config.get("loss", {}))
     style = torch.from_numpy(load_style_image(painting, config.get("style_size", 256), loss_config))[None]
-    criterion = PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config)
+    return PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config)
+
+
+def evaluate(model: str, photos: list[str], painting: str | None = None, size: int = 256, vgg_weights: str | None = None) -> dict:
+    if not photos:
+        raise FstError("no photos to evaluate on")
+    path = resolve_model(model)
+    criterion = load_criterion(model, painting, vgg_weights)
     stylizer = load_stylizer(path)
     rows = []
     for photo_path in photos:

@@ -39,7 +39,9 @@ class Frame:
 
 
 def _one_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    """FFmpeg's own words for an error, without the errno and path PyAV adds."""
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return text.splitlines()[0]
 
 
 class VideoSource:
@@ -71,6 +73,7 @@ class VideoSource:
         self.length = self._length()
         self.display_matrix: list[int] | None = None  # from the first frame's side data
         self.frames_read = 0
+        self.packets_read = 0  # video packets with data: what the file still holds (decoders may drop some)
         self.last_end = self.origin + start  # end time (s) of the last frame delivered
 
     def _length(self) -> float | None:
@@ -108,8 +111,8 @@ class VideoSource:
         try:
             for packet in self.container.demux([self.video, *self.audio]):
                 if packet.stream.type == "audio":
-                    if packet.pts is None or packet.pts * packet.time_base < t0:
-                        continue
+                    if packet.pts is None or (self.start > 0 and packet.pts * packet.time_base < t0):
+                        continue  # (a whole file keeps its audio from before the first frame: encoder priming)
                     if t1 is not None and packet.pts * packet.time_base >= t1:
                         if video_done:
                             break
@@ -119,6 +122,7 @@ class VideoSource:
                         packet.dts -= shift[packet.stream.index]
                     yield packet
                     continue
+                self.packets_read += packet.size > 0
                 for frame in [] if video_done else packet.decode():
                     pending.append(frame)
                     heapq.heappush(stamps, frame.pts if frame.pts is not None else self._next_stamp(stamps))
@@ -169,8 +173,8 @@ class VideoSource:
 
     def _check_complete(self) -> None:
         """The file ended: refuse a result shorter than the headers announce (a truncated file)."""
-        if not self.cut and self.video.frames and self.frames_read < self.video.frames:
-            raise FstError(f"{self.path}: truncated or broken: decoded {self.frames_read} of "
+        if not self.cut and self.video.frames and self.packets_read < self.video.frames:
+            raise FstError(f"{self.path}: truncated or broken: read {self.packets_read} of "
                            f"{self.video.frames} frames; no output written")
         if self.length is None:
             return
