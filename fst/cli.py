@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=_size_or_pixels, default=None, help="refuse larger images (default 100M)")
     g = p.add_argument_group("video (mp4, mov, mkv, webm, avi...: H.264 MP4 out, audio copied; needs fst[video])")
     g.add_argument("--crf", type=_count, help=f"H.264 quality, lower is better and bigger (default {DEFAULT_CRF})")
-    g.add_argument("--start", type=float, metavar="SECONDS", help="begin this far into the video (previews)")
+    g.add_argument("--start", type=_bounded(float, positive=False), metavar="SECONDS", help="begin this far into the video (previews)")
     g.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stylize only this long (previews)")
     g.add_argument("--stability", type=float, metavar="W", help="0..<1, weight of the flow-warped previous frame "
                                                                   f"where the motion is reliable (default {DEFAULT_STABILITY})")

@@ -82,8 +82,6 @@ def stylize_video(src: str, dst: str, stylize_frame, args, progress_position: in
 
 def run_videos(videos: list[str], outputs: list[str], stylize_frame, args) -> int:
     """Stylize each video; one error line per failed file, the others still run. Returns failures."""
-    if args.start is not None and args.start < 0:
-        raise FstError("--start must be 0 or more seconds")
     if args.stability is not None and not 0.0 <= args.stability < 1.0:
         raise FstError("--stability must be from 0 up to (not including) 1")
     for out in outputs:  # refuse to clobber before spending any time

@@ -39,10 +39,10 @@ def sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs + flow[..., 0], ys + flow[..., 1]
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """image (H, W[, C]) of the previous frame pulled onto the current one: out(x) = image(x + flow(x))."""
     map_x, map_y = sample_grid(flow)
-    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:

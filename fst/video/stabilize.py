@@ -1,15 +1,25 @@
-"""Flow-guided blending: less flicker without ghost trails.
+"""Flow-guided blending: less flicker, the style's strokes kept, no ghost trails.
 
 A feed-forward network stylizes each frame on its own, so small changes between frames (noise,
-compression, a few pixels of motion) flip its strokes: the video boils. Here the previous *output*
+compression, a few pixels of motion) move its strokes: the video boils. Here the previous *output*
 frame is warped onto the current one along the optical flow of the *source* frames and blended
 into the fresh stylization, only where the flow is reliable:
-    out_t = stylized_t + weight * mask * (warp(out_{t-1}) - stylized_t)
-mask is 1 where the forward-backward check passes and the warped source agrees with the current
-source (no occlusion, no new object, no lighting change), 0 elsewhere, feathered over a few
-pixels so that its edges do not show. A moving object is followed by the flow; what it uncovers
-fails the check and is taken fresh: no trails. A scene cut fails everywhere: the next frame is
-stylized on its own.
+    a     = weight * mask                        mask: forward-backward check passed and the
+                                                 warped source agrees with the current source
+    blend = stylized + a * (warp(out_{t-1}) - stylized)
+A moving object is followed by the flow; what it uncovers fails the check and is taken fresh (no
+trails); a scene cut fails everywhere. The mask is feathered over a few pixels so its edges do not
+show.
+
+Averaging is a blur, and the style term is a sharpness detector at the pixel scale: on box.mp4
+with great_wave, one bilinear warp of a stylized frame raises J_style by 50 %, a 0.7 px Gaussian
+blur triples it, plain blending at weight 0.7 raises it by 65 %. So the previous output is warped
+with bicubic interpolation (it is warped again every frame), and the blend keeps the fresh frame's
+local contrast: the blend is split into bands (pixel-scale texture, strokes, and the low-pass
+colour and shading, which is blended as is) and each detail band is scaled back up to the fresh
+stylization's local energy in that band. Where the strokes line up the gain is 1; where they do
+not, the band keeps its energy instead of fading (variance-preserving blending, as in Heitz &
+Neyret 2018 for textures). Where the mask is 0 the output is exactly the fresh stylization.
 """
 
 from __future__ import annotations
@@ -20,8 +30,33 @@ import numpy as np
 from fst.video import DEFAULT_STABILITY
 from fst.video.flow import FlowPair, gray, warp
 
-SOURCE_TOLERANCE = 20.0  # |source_t - warp(source_{t-1})| in 0..255 above which a pixel is "changed"
+SOURCE_TOLERANCE = 20.0  # |source_t - warp(source_{t-1})| in 0..255 above which a pixel "changed"
 FEATHER = 5  # px, the mask's edge softening (Gaussian kernel side)
+WARP_INTERPOLATION = cv2.INTER_CUBIC  # the output is warped again every frame: bilinear would blur it away
+BAND_SIGMAS = (1.0, 3.0)  # px: pixel-scale texture | strokes | colour and shading (blended as is)
+ENERGY_SIGMA = 4.0  # px, the neighbourhood over which a band's local energy is compared
+MAX_GAIN = 3.0
+
+
+def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(x, (0, 0), sigma)
+
+
+def contrast_keeping_blend(stylized: np.ndarray, warped: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32 x2 and a (H, W, 1) blend weight in [0, 1) -> the blend, each detail band
+    scaled back to the fresh stylization's local energy in that band."""
+    blend = stylized + a * (warped - stylized)
+    out = np.zeros_like(blend)
+    fresh_rest, blend_rest = stylized, blend
+    for sigma in BAND_SIGMAS:
+        fresh_low, blend_low = _blur(fresh_rest, sigma), _blur(blend_rest, sigma)
+        fresh_band, blend_band = fresh_rest - fresh_low, blend_rest - blend_low
+        energy_fresh = _blur((fresh_band * fresh_band).mean(-1), ENERGY_SIGMA)
+        energy_blend = _blur((blend_band * blend_band).mean(-1), ENERGY_SIGMA)
+        gain = np.clip(np.sqrt(energy_fresh / np.maximum(energy_blend, 1e-8)), 1.0, MAX_GAIN)
+        out += gain[..., None] * blend_band
+        fresh_rest, blend_rest = fresh_low, blend_low
+    return out + blend_rest
 
 
 class Stabilizer:
@@ -43,6 +78,6 @@ class Stabilizer:
             mask = (reliable & (change < SOURCE_TOLERANCE)).astype(np.float32)
             mask = cv2.erode(mask, np.ones((3, 3), np.uint8))  # flow is least sure at motion edges
             mask = cv2.GaussianBlur(mask, (FEATHER, FEATHER), 0)[..., None]
-            out = stylized + (self.weight * mask) * (warp(self.prev_out, backward) - stylized)
+            out = contrast_keeping_blend(stylized, warp(self.prev_out, backward, WARP_INTERPOLATION), self.weight * mask)
         self.prev_gray, self.prev_source, self.prev_out = cur_gray, source, out
         return out
