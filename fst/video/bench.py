@@ -3,8 +3,8 @@
     python -m fst.video.bench [--video box.mp4] [--model great_wave] [--seconds 5] [--repeats 2]
 
 speed    frames per second of the whole command (start-up, decode, stylize, flow, encode, audio
-         copy) in fresh processes, the two modes interleaved so that a busy machine slows both
-         alike; peak RSS of each process (os.wait4).
+         copy) in fresh processes, the modes interleaved so that a busy machine slows them
+         alike; peak RSS of each process (its VmHWM).
 flicker  the warping error (fst.video.measure) of both outputs, and the source's own.
 style    the style term J_style of both outputs on sampled frames, with the model's training loss
          (fst.evaluate.load_criterion; this part imports torch: it is a measurement).
@@ -23,24 +23,36 @@ import tempfile
 import time
 from pathlib import Path
 
+from fst.video import DEFAULT_STABILITY
 from fst.video.measure import measure_files, video_frames
 
-MODES = {"stabilized": [], "per-frame": ["--per-frame"]}
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
+# `fst ARGS` that reports its own peak RSS on exit. VmHWM counts only this program's memory image:
+# ru_maxrss of a child would include the benchmark's own memory, copied at fork before the exec.
+_PEAK_WRAPPER = (
+    "import atexit, sys\n"
+    "def peak():\n"
+    "    status = open('/proc/self/status').read()\n"
+    "    print('fst-peak-rss-kib', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
+    "atexit.register(peak)\n"
+    "from fst.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 def timed(args: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB, frames written) of one whole command."""
+    """(wall seconds, peak RSS MiB, frames written) of one whole `fst` command in a fresh process (Linux)."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "fst", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)  # waits, and gives this child's own peak RSS
+    proc = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *args], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
-    stdout, stderr = proc.stdout.read().decode(), proc.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"fst {' '.join(args)} failed: {(stderr.strip().splitlines() or ['?'])[-1]}")
-    frames = int(re.search(r"\((\d+) frames\)", stdout).group(1))
-    return wall, usage.ru_maxrss / 1024, frames
+    if proc.returncode:
+        raise RuntimeError(f"fst {' '.join(args)} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    frames = int(re.search(r"\((\d+) frames\)", proc.stdout).group(1))
+    peak_kib = int(re.search(r"fst-peak-rss-kib (\d+)", proc.stderr).group(1))
+    return wall, peak_kib / 1024, frames
 
 
 def loop_clip(source: str, target: str, times: int) -> None:
@@ -79,18 +91,20 @@ def style_terms(model: str, path: str, every: int, vgg_weights: str | None = Non
 
 
 def bench_video(video: str, model: str = "great_wave", seconds: float | None = 5.0, repeats: int = 2,
-                style_every: int = 30, memory_size: int = 160, memory_loops: int = 4, vgg_weights: str | None = None,
-                workdir: str | None = None) -> tuple[list[dict], str]:
-    """Rows (one per mode, plus memory) and the printed table."""
+                weights: tuple[float, ...] = (), style_every: int = 30, memory_size: int = 160, memory_loops: int = 4,
+                vgg_weights: str | None = None, workdir: str | None = None) -> tuple[list[dict], str]:
+    """Rows (stabilized at the default weight, per-frame, other --stability weights, memory) and the table."""
     work = workdir or tempfile.mkdtemp(prefix="fst-video-bench-")
     cut = ["--duration", str(seconds)] if seconds else []
-    outputs = {mode: os.path.join(work, f"{mode}.mp4") for mode in MODES}
-    runs: dict[str, list] = {mode: [] for mode in MODES}
-    for _ in range(repeats):  # interleaved: a neighbour's load hits both modes alike
-        for mode, flags in MODES.items():
+    modes = {f"stability {DEFAULT_STABILITY}": [], "per-frame": ["--per-frame"],
+             **{f"stability {w}": ["--stability", str(w)] for w in weights if w != DEFAULT_STABILITY}}
+    outputs = {mode: os.path.join(work, f"{mode.replace(' ', '_')}.mp4") for mode in modes}
+    runs: dict[str, list] = {mode: [] for mode in modes}
+    for _ in range(repeats):  # interleaved: a neighbour's load hits all modes alike
+        for mode, flags in modes.items():
             runs[mode].append(timed(["stylize", video, "-m", model, "-o", outputs[mode], "--overwrite", *cut, *flags]))
     rows = []
-    for mode in MODES:
+    for mode in modes:
         best = min(runs[mode])  # the least disturbed run
         flicker = measure_files(video, outputs[mode])
         rows.append({"section": "video", "mode": mode, "frames": best[2], "seconds": best[0], "fps": best[2] / best[0],
@@ -131,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="great_wave")
     p.add_argument("--seconds", type=float, default=5.0, help="stylize this much of the clip (0: all of it)")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--weights", default="", help="also these --stability weights, comma-separated")
     p.add_argument("--style-every", type=int, default=30, help="style term on every N-th frame (0: skip, no torch)")
     p.add_argument("--memory-size", type=int, default=160, help="--max-size of the memory runs")
     p.add_argument("--memory-loops", type=int, default=4, help="the long memory run plays the clip this many times")
     p.add_argument("--vgg-weights", default=os.environ.get("FST_VGG_WEIGHTS"))
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    rows, table = bench_video(args.video, args.model, args.seconds or None, args.repeats, args.style_every,
+    weights = tuple(float(w) for w in args.weights.split(",") if w.strip())
+    rows, table = bench_video(args.video, args.model, args.seconds or None, args.repeats, weights, args.style_every,
                               args.memory_size, args.memory_loops, args.vgg_weights)
     print(json.dumps(rows, indent=2) if args.json else table)
     return 0

@@ -7,6 +7,8 @@ x of the current frame, where it was in the previous one: prev(x + flow(x)) ~ cu
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -32,10 +34,15 @@ class FlowPair:
         return backward, consistent(backward, forward)
 
 
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return xs, ys
+
+
 def sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Absolute float32 sampling coordinates x + flow(x), for cv2.remap."""
-    h, w = flow.shape[:2]
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    xs, ys = _pixel_grid(*flow.shape[:2])
     return xs + flow[..., 0], ys + flow[..., 1]
 
 
@@ -53,9 +60,14 @@ def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     whose backward flow leaves the frame are unreliable too.
     """
     h, w = backward.shape[:2]
-    forward_there = warp(forward, backward)  # forward flow at x + backward(x)
-    loop = backward + forward_there
-    size = (backward ** 2).sum(-1) + (forward_there ** 2).sum(-1)
-    ok = (loop ** 2).sum(-1) <= 0.01 * size + 0.5
     map_x, map_y = sample_grid(backward)
+    forward_there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    loop = backward + forward_there
+    size = _squared_norm(backward) + _squared_norm(forward_there)
+    ok = _squared_norm(loop) <= 0.01 * size + 0.5
     return ok & (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+
+
+def _squared_norm(flow: np.ndarray) -> np.ndarray:
+    """(H, W, 2) -> (H, W) dx^2 + dy^2."""
+    return cv2.magnitude(flow[..., 0], flow[..., 1]) ** 2

@@ -30,7 +30,7 @@ import numpy as np
 from fst.video import DEFAULT_STABILITY
 from fst.video.flow import FlowPair, gray, warp
 
-SOURCE_TOLERANCE = 20.0  # |source_t - warp(source_{t-1})| in 0..255 above which a pixel "changed"
+SOURCE_TOLERANCE = 20  # |luma_t - warp(luma_{t-1})| in 0..255 above which a pixel "changed"
 FEATHER = 5  # px, the mask's edge softening (Gaussian kernel side)
 WARP_INTERPOLATION = cv2.INTER_CUBIC  # the output is warped again every frame: bilinear would blur it away
 BAND_SIGMAS = (1.0, 3.0)  # px: pixel-scale texture | strokes | colour and shading (blended as is)
@@ -42,6 +42,14 @@ def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(x, (0, 0), sigma)
 
 
+_CHANNEL_MEAN = np.full((1, 3), 1 / 3, np.float32)
+
+
+def _local_energy(band: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (H, W): the channel mean of band^2, averaged over a neighbourhood."""
+    return _blur(cv2.transform(band * band, _CHANNEL_MEAN), ENERGY_SIGMA)
+
+
 def contrast_keeping_blend(stylized: np.ndarray, warped: np.ndarray, a: np.ndarray) -> np.ndarray:
     """(H, W, 3) float32 x2 and a (H, W, 1) blend weight in [0, 1) -> the blend, each detail band
     scaled back to the fresh stylization's local energy in that band."""
@@ -51,8 +59,7 @@ def contrast_keeping_blend(stylized: np.ndarray, warped: np.ndarray, a: np.ndarr
     for sigma in BAND_SIGMAS:
         fresh_low, blend_low = _blur(fresh_rest, sigma), _blur(blend_rest, sigma)
         fresh_band, blend_band = fresh_rest - fresh_low, blend_rest - blend_low
-        energy_fresh = _blur((fresh_band * fresh_band).mean(-1), ENERGY_SIGMA)
-        energy_blend = _blur((blend_band * blend_band).mean(-1), ENERGY_SIGMA)
+        energy_fresh, energy_blend = _local_energy(fresh_band), _local_energy(blend_band)
         gain = np.clip(np.sqrt(energy_fresh / np.maximum(energy_blend, 1e-8)), 1.0, MAX_GAIN)
         out += gain[..., None] * blend_band
         fresh_rest, blend_rest = fresh_low, blend_low
@@ -66,7 +73,6 @@ class Stabilizer:
         self.weight = weight
         self.flow = FlowPair(preset)
         self.prev_gray: np.ndarray | None = None
-        self.prev_source: np.ndarray | None = None
         self.prev_out: np.ndarray | None = None
 
     def __call__(self, source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
@@ -74,10 +80,10 @@ class Stabilizer:
         out = stylized
         if self.weight > 0 and self.prev_gray is not None and self.prev_gray.shape == cur_gray.shape:
             backward, reliable = self.flow(cur_gray, self.prev_gray)
-            change = np.abs(source.astype(np.float32) - warp(self.prev_source, backward).astype(np.float32)).max(-1)
+            change = cv2.absdiff(cur_gray, warp(self.prev_gray, backward))  # uint8 (H, W)
             mask = (reliable & (change < SOURCE_TOLERANCE)).astype(np.float32)
             mask = cv2.erode(mask, np.ones((3, 3), np.uint8))  # flow is least sure at motion edges
             mask = cv2.GaussianBlur(mask, (FEATHER, FEATHER), 0)[..., None]
             out = contrast_keeping_blend(stylized, warp(self.prev_out, backward, WARP_INTERPOLATION), self.weight * mask)
-        self.prev_gray, self.prev_source, self.prev_out = cur_gray, source, out
+        self.prev_gray, self.prev_out = cur_gray, out
         return out
