@@ -213,12 +213,12 @@ def encode_image(
     return buf.getvalue()
 
 
-def check_writable(path: str | os.PathLike, overwrite: bool = False) -> str:
-    """Refuse an output path that would silently destroy a file, or has an unknown extension."""
+def check_writable(path: str | os.PathLike, overwrite: bool = False, formats=SAVE_FORMATS, use: str = ".png, .jpg or .webp") -> str:
+    """Refuse an output path that would silently destroy a file, or has an extension not in `formats`."""
     path = str(path)
     ext = Path(path).suffix.lower()
-    if ext not in SAVE_FORMATS:
-        raise FstError(f"{path}: unknown output extension {ext or '(none)'!r} (use .png, .jpg or .webp)")
+    if ext not in formats:
+        raise FstError(f"{path}: unknown output extension {ext or '(none)'!r} (use {use})")
     if os.path.exists(path) and not overwrite:
         raise FstError(f"{path}: already exists (pass --overwrite to replace it)")
     return path

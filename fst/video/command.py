@@ -40,7 +40,7 @@ def frame_size(width: int, height: int, max_size: int | None) -> tuple[int, int]
     return w - w % 2, h - h % 2
 
 
-def stylize_video(src: str, dst: str, stylize_frame, args, progress_position: int = 0) -> int:
+def stylize_video(src: str, dst: str, stylize_frame, args) -> int:
     """Stylize one video file into dst (atomically). Returns the number of frames written.
 
     stylize_frame: float32 (3, H, W) [0, 1] -> float32 (3, H, W) [0, 1], the photo pipeline.
@@ -52,7 +52,7 @@ def stylize_video(src: str, dst: str, stylize_frame, args, progress_position: in
         width, height = frame_size(source.width, source.height, args.max_size)
         stabilizer = Stabilizer(weight)
         sink = VideoSink(dst, source, width, height, DEFAULT_CRF if args.crf is None else args.crf)
-        bar = tqdm(total=source.expected_frames(), unit="frame", desc=os.path.basename(src), position=progress_position,
+        bar = tqdm(total=source.expected_frames(), unit="frame", desc=os.path.basename(src),
                    leave=True, dynamic_ncols=True)
         try:
             for item in source.read():

@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from fst import FstError
-from fst.images import default_file_mode
+from fst.images import check_writable, default_file_mode
 from fst.video import DEFAULT_CRF
 
 # Output extension -> (video encoder, its options). H.264 yuv420p plays everywhere.
@@ -195,12 +195,7 @@ def _display_matrix(frame: av.VideoFrame) -> list[int] | None:
 
 def check_output(path: str, overwrite: bool) -> str:
     """Refuse an unknown video extension or an existing file without --overwrite, before any work."""
-    ext = Path(path).suffix.lower()
-    if ext not in OUTPUT_FORMATS:
-        raise FstError(f"{path}: unknown video output extension {ext or '(none)'!r} (use {', '.join(OUTPUT_FORMATS)})")
-    if os.path.exists(path) and not overwrite:
-        raise FstError(f"{path}: already exists (pass --overwrite to replace it)")
-    return path
+    return check_writable(path, overwrite, OUTPUT_FORMATS, ", ".join(OUTPUT_FORMATS))
 
 
 class VideoSink:

@@ -19,7 +19,7 @@ local contrast: the blend is split into bands (pixel-scale texture, strokes, and
 colour and shading, which is blended as is) and each detail band is scaled back up to the fresh
 stylization's local energy in that band. Where the strokes line up the gain is 1; where they do
 not, the band keeps its energy instead of fading (variance-preserving blending, as in Heitz &
-Neyret 2018 for textures). Where the mask is 0 the output is exactly the fresh stylization.
+Neyret 2018 for textures). Where the mask is 0 the output is the fresh stylization (to float rounding).
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def contrast_keeping_blend(stylized: np.ndarray, warped: np.ndarray, a: np.ndarr
 class Stabilizer:
     """Feed it frames in order: (source uint8 (H, W, 3), stylized float32 (H, W, 3) in [0, 1])."""
 
-    def __init__(self, weight: float = DEFAULT_STABILITY, preset: str = "fast"):
-        self.weight = weight
+    def __init__(self, weight: float = DEFAULT_STABILITY, preset: str = "fast", keep_contrast: bool = True):
+        self.weight, self.keep_contrast = weight, keep_contrast
         self.flow = FlowPair(preset)
         self.prev_gray: np.ndarray | None = None
         self.prev_out: np.ndarray | None = None
@@ -84,6 +84,7 @@ class Stabilizer:
             mask = (reliable & (change < SOURCE_TOLERANCE)).astype(np.float32)
             mask = cv2.erode(mask, np.ones((3, 3), np.uint8))  # flow is least sure at motion edges
             mask = cv2.GaussianBlur(mask, (FEATHER, FEATHER), 0)[..., None]
-            out = contrast_keeping_blend(stylized, warp(self.prev_out, backward, WARP_INTERPOLATION), self.weight * mask)
+            warped, a = warp(self.prev_out, backward, WARP_INTERPOLATION), self.weight * mask
+            out = contrast_keeping_blend(stylized, warped, a) if self.keep_contrast else stylized + a * (warped - stylized)
         self.prev_gray, self.prev_out = cur_gray, out
         return out
