@@ -111,14 +111,22 @@ def bench_video(video: str, model: str = "great_wave", seconds: float | None = 5
                      "peak_rss_mib": max(r[1] for r in runs[mode]), "warping_error": flicker["output"],
                      "source_warping_error": flicker["source"],
                      "style": style_terms(model, outputs[mode], style_every, vgg_weights) if style_every else None})
+    if memory_loops:
+        rows += memory_rows(video, model, memory_size, memory_loops, work)
+    return rows, format_table(rows, video, model)
+
+
+def memory_rows(video: str, model: str, size: int, loops: int, work: str) -> list[dict]:
+    """Peak RSS of 2 s of the clip and of the clip played `loops` times, at --max-size `size`."""
+    rows = []
     long_clip = os.path.join(work, "looped.mp4")
-    loop_clip(video, long_clip, memory_loops)
+    loop_clip(video, long_clip, loops)
     for name, path, extra in [("memory short", video, ["--duration", "2"]), ("memory long", long_clip, [])]:
         wall, rss, frames = timed(["stylize", path, "-m", model, "-o", os.path.join(work, "memory.mp4"), "--overwrite",
-                                   "--max-size", str(memory_size), *extra])
+                                   "--max-size", str(size), *extra])
         rows.append({"section": "video", "mode": name, "frames": frames, "seconds": wall, "fps": frames / wall,
-                     "peak_rss_mib": rss, "max_size": memory_size})
-    return rows, format_table(rows, video, model)
+                     "peak_rss_mib": rss, "max_size": size})
+    return rows
 
 
 def format_table(rows: list[dict], video: str, model: str) -> str:
@@ -148,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="", help="also these --stability weights, comma-separated")
     p.add_argument("--style-every", type=int, default=30, help="style term on every N-th frame (0: skip, no torch)")
     p.add_argument("--memory-size", type=int, default=160, help="--max-size of the memory runs")
-    p.add_argument("--memory-loops", type=int, default=4, help="the long memory run plays the clip this many times")
+    p.add_argument("--memory-loops", type=int, default=4, help="the long memory run plays the clip this many times (0: no memory runs)")
     p.add_argument("--vgg-weights", default=os.environ.get("FST_VGG_WEIGHTS"))
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

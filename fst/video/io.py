@@ -124,7 +124,10 @@ class VideoSource:
                     continue
                 self.packets_read += packet.size > 0
                 for frame in [] if video_done else packet.decode():
-                    pending.append(frame)
+                    if self.display_matrix is None:
+                        self.display_matrix = _display_matrix(frame)
+                    # as arrays: holding decoded AVFrames back keeps the decoder's buffer pool growing
+                    pending.append((frame.to_ndarray(format="rgb24"), frame.duration))
                     heapq.heappush(stamps, frame.pts if frame.pts is not None else self._next_stamp(stamps))
                     position = frame.time or position
                     if len(pending) > REORDER_FRAMES:
@@ -158,18 +161,16 @@ class VideoSource:
         with their timestamps permuted; the timestamps as a set are right, so they are handed out
         in increasing order. On sane files this changes nothing.
         """
-        frame, pts = pending.popleft(), heapq.heappop(stamps)
-        duration = (stamps[0] - pts) if stamps and stamps[0] > pts else (frame.duration or self._default_duration())
+        (rgb, own_duration), pts = pending.popleft(), heapq.heappop(stamps)
+        duration = (stamps[0] - pts) if stamps and stamps[0] > pts else (own_duration or self._default_duration())
         time = pts * self.time_base
         if time < t0 - 1e-6:
             return None
         if t1 is not None and time >= t1 - 1e-6:
             return False
-        if self.display_matrix is None:
-            self.display_matrix = _display_matrix(frame)
         self.frames_read += 1
         self.last_end = float((pts + duration) * self.time_base)
-        return Frame(frame.to_ndarray(format="rgb24"), pts - shift, duration)
+        return Frame(rgb, pts - shift, duration)
 
     def _check_complete(self) -> None:
         """The file ended: refuse a result shorter than the headers announce (a truncated file)."""
