@@ -13,6 +13,7 @@ import sys
 
 from fst import FstError, __version__
 from fst.config import JOHNSON_CHANNELS, LossConfig, OptimizeConfig, TrainConfig
+from fst.video import DEFAULT_CRF, DEFAULT_STABILITY
 
 VGG_HELP = "VGG16 loss-network weights: a Caffe-convention state_dict path, or 'torchvision' (default: $FST_VGG_WEIGHTS, else torchvision's download)"
 
@@ -203,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--skip-existing", action="store_true", help="leave outputs that exist as they are (finish an interrupted folder)")
     p.add_argument("--max-pixels", type=_size_or_pixels, default=None, help="refuse larger images (default 100M)")
+    g = p.add_argument_group("video (mp4, mov, mkv, webm, avi...: H.264 MP4 out, audio copied; needs fst[video])")
+    g.add_argument("--crf", type=_count, help=f"H.264 quality, lower is better and bigger (default {DEFAULT_CRF})")
+    g.add_argument("--start", type=_bounded(float, positive=False), metavar="SECONDS", help="begin this far into the video (previews)")
+    g.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stylize only this long (previews)")
+    g.add_argument("--stability", type=float, metavar="W", help="0..<1, weight of the flow-warped previous frame "
+                                                                  f"where the motion is reliable (default {DEFAULT_STABILITY})")
+    g.add_argument("--per-frame", action="store_true", help="no stabilization: each frame on its own (flickers)")
 
     p = sub.add_parser("styles", help="list the shipped styles")
     p.add_argument("--json", action="store_true")
@@ -233,9 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seconds running jobs get to finish after SIGTERM (default {S.grace:g})")
     p.add_argument("--threads", type=_size_or_pixels, help="ONNX Runtime intra-op threads per inference (default: cores / workers)")
 
-    p = sub.add_parser("evaluate", help="style and content terms of a model's outputs on photos")
-    p.add_argument("models", nargs="+", metavar="MODEL", help="shipped style names, .pth or .onnx files")
-    p.add_argument("--photos", "--data", nargs="+", required=True, metavar="PATH", help="photos, folders or globs")
+    p = sub.add_parser("evaluate", help="style and content terms of a model's outputs on photos; a video's flicker")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="shipped style names, .pth or .onnx files")
+    p.add_argument("--photos", "--data", nargs="+", metavar="PATH", help="photos, folders or globs")
+    p.add_argument("--video", nargs=2, metavar=("SRC", "OUT"), help="instead: the warping error (flicker) of the "
+                                                                     "stylized video OUT beside its source SRC's")
     p.add_argument("--held-out", action="store_true", help="only the photos the model's training held out")
     p.add_argument("--style", metavar="PAINTING", help="the style image (default: the painting the model records: "
                                                        "a shipped style's, or the file it was trained on)")

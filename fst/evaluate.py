@@ -47,9 +47,8 @@ def recorded_painting(model: str, meta: dict) -> str:
     raise FstError(f"{model}: its painting {paths[0]} is not here or has changed; pass --style PAINTING")
 
 
-def evaluate(model: str, photos: list[str], painting: str | None = None, size: int = 256, vgg_weights: str | None = None) -> dict:
-    if not photos:
-        raise FstError("no photos to evaluate on")
+def load_criterion(model: str, painting: str | None = None, vgg_weights: str | None = None) -> PerceptualLoss:
+    """The loss a model was trained with (its weights, style size and painting)."""
     path = resolve_model(model)
     try:
         meta = _training_meta(path)
@@ -59,7 +58,14 @@ def evaluate(model: str, photos: list[str], painting: str | None = None, size: i
     config = meta.get("config") or {}
     loss_config = LossConfig.from_dict(config.get("loss", {}))
     style = torch.from_numpy(load_style_image(painting, config.get("style_size", 256), loss_config))[None]
-    criterion = PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config)
+    return PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config)
+
+
+def evaluate(model: str, photos: list[str], painting: str | None = None, size: int = 256, vgg_weights: str | None = None) -> dict:
+    if not photos:
+        raise FstError("no photos to evaluate on")
+    path = resolve_model(model)
+    criterion = load_criterion(model, painting, vgg_weights)
     stylizer = load_stylizer(path)
     rows = []
     for photo_path in photos:
@@ -83,6 +89,12 @@ def evaluate(model: str, photos: list[str], painting: str | None = None, size: i
 
 
 def run(args) -> int:
+    if args.video:
+        from fst.video import evaluate_video
+
+        return evaluate_video(args)
+    if not args.models or not args.photos:
+        raise FstError("evaluate needs MODEL... --photos PATH... (or --video SRC OUT)")
     reports = []
     for model in args.models:
         path = resolve_model(model)

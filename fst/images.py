@@ -247,12 +247,12 @@ def encode_image(
     return buf.getvalue()
 
 
-def check_writable(path: str | os.PathLike, overwrite: bool = False) -> str:
-    """Refuse an output path that would silently destroy a file, or has an unknown extension."""
+def check_writable(path: str | os.PathLike, overwrite: bool = False, formats=SAVE_FORMATS, use: str = ".png, .jpg or .webp") -> str:
+    """Refuse an output path that would silently destroy a file, or has an extension not in `formats`."""
     path = str(path)
     ext = Path(path).suffix.lower()
-    if ext not in SAVE_FORMATS:
-        raise FstError(f"{path}: unknown output extension {ext or '(none)'!r} (use .png, .jpg or .webp)")
+    if ext not in formats:
+        raise FstError(f"{path}: unknown output extension {ext or '(none)'!r} (use {use})")
     if os.path.exists(path) and not overwrite:
         raise FstError(f"{path}: already exists (pass --overwrite to replace it)")
     return path
@@ -313,11 +313,11 @@ def preserve_color(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
     return np.clip(np.tensordot(_YIQ_TO_RGB, mixed, axes=1), 0.0, 1.0).astype(np.float32)
 
 
-def find_images(inputs: list[str], recursive: bool = True) -> list[str]:
+def find_images(inputs: list[str], recursive: bool = True, extensions: set[str] = IMAGE_EXTENSIONS) -> list[str]:
     """Expand files, folders (searched recursively) and glob patterns into image paths.
 
-    Folders yield only files with an image extension; a file named explicitly is kept whatever
-    its extension (it will be rejected later with a clear message if it is not an image).
+    Folders yield only files with one of `extensions` (stylize adds videos); a file named
+    explicitly is kept whatever its extension (rejected later with a clear message if unreadable).
     """
     found: list[str] = []
     for item in inputs:
@@ -329,7 +329,7 @@ def find_images(inputs: list[str], recursive: bool = True) -> list[str]:
                 found += [
                     os.path.join(root, f)
                     for f in sorted(files)
-                    if Path(f).suffix.lower() in IMAGE_EXTENSIONS and not f.startswith(".")
+                    if Path(f).suffix.lower() in extensions and not f.startswith(".")
                 ]
         elif os.path.exists(item):
             found.append(item)
@@ -337,7 +337,7 @@ def find_images(inputs: list[str], recursive: bool = True) -> list[str]:
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
                 raise FstError(f"{item}: pattern matches no file")
-            found += find_images(matches, recursive)
+            found += find_images(matches, recursive, extensions)
         else:
             raise FstError(f"{item}: no such file or folder")
     return found

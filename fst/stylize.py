@@ -29,6 +29,7 @@ from fst.images import (
     save_image,
 )
 from fst.styles import resolve_model
+from fst.video import VIDEO_EXTENSIONS, is_video, stylize_videos, video_outputs
 
 MIN_SIDE = 11  # = fst.transformer.MIN_SIDE (not imported: that module imports torch)
 
@@ -219,22 +220,34 @@ def run(args) -> int:
         raise FstError("--strength must be between 0 and 1")
     if args.tile and args.tile < 64:
         raise FstError("--tile must be at least 64 pixels")
-    inputs = find_images(args.inputs)
+    inputs = find_images(args.inputs, extensions=IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
     if not inputs:
         raise FstError("no input images found")
+    videos = [p for p in inputs if is_video(p)]  # fst.video; folders and globs may mix both
+    inputs = [p for p in inputs if not is_video(p)]
     stylizer = load_stylizer(args.model, args.backend, args.device)
     style = stylizer.name or "styled"
-    outputs = _output_paths(inputs, args.output, style, args.format)
+    several = len(inputs) + len(videos) > 1
+    video_paths = video_outputs(videos, args.output, style, several) if videos else []
+    outputs = _output_paths(inputs, args.output, style, args.format) if inputs else []
     if args.skip_existing and args.overwrite:
         raise FstError("--skip-existing and --overwrite contradict each other: pick one")
     jobs = list(zip(inputs, outputs))
     if args.skip_existing:
+        kept_videos = [(src, dst) for src, dst in zip(videos, video_paths) if not os.path.exists(dst)]
         jobs = [(src, dst) for src, dst in jobs if not os.path.exists(dst)]
-        if len(jobs) < len(inputs):
-            print(f"skipping {len(inputs) - len(jobs)} image(s) whose output exists", file=sys.stderr)
+        skipped = len(inputs) + len(videos) - len(jobs) - len(kept_videos)
+        if skipped:
+            print(f"skipping {skipped} file(s) whose output exists", file=sys.stderr)
+        videos, video_paths = [src for src, _ in kept_videos], [dst for _, dst in kept_videos]
     for _, out in jobs:  # refuse to clobber before spending any time
         check_writable(out, args.overwrite)
     failed = 0
+    if videos:
+        failed = stylize_videos(videos, video_paths, lambda rgb: stylize_array(
+            stylizer, rgb, args.strength, args.preserve_color, args.tile), args)
+        if not jobs:
+            return 1 if failed else 0
     if len(jobs) > 1:  # a progress bar over folders; a single image skips importing tqdm
         from tqdm import tqdm
 
