@@ -47,8 +47,8 @@ def recorded_painting(model: str, meta: dict) -> str:
     raise FstError(f"{model}: its painting {paths[0]} is not here or has changed; pass --style PAINTING")
 
 
-def load_criterion(model: str, painting: str | None = None, vgg_weights: str | None = None) -> PerceptualLoss:
-    """The loss a model was trained with (its weights, style size and painting)."""
+def load_criterion(model: str, painting: str | None = None, vgg_weights: str | None = None) -> tuple[PerceptualLoss, str]:
+    """The loss a model was trained with (its weights, style size and painting), and that painting."""
     path = resolve_model(model)
     try:
         meta = _training_meta(path)
@@ -58,14 +58,14 @@ def load_criterion(model: str, painting: str | None = None, vgg_weights: str | N
     config = meta.get("config") or {}
     loss_config = LossConfig.from_dict(config.get("loss", {}))
     style = torch.from_numpy(load_style_image(painting, config.get("style_size", 256), loss_config))[None]
-    return PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config)
+    return PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config), painting
 
 
 def evaluate(model: str, photos: list[str], painting: str | None = None, size: int = 256, vgg_weights: str | None = None) -> dict:
     if not photos:
         raise FstError("no photos to evaluate on")
     path = resolve_model(model)
-    criterion = load_criterion(model, painting, vgg_weights)
+    criterion, painting = load_criterion(model, painting, vgg_weights)
     stylizer = load_stylizer(path)
     rows = []
     for photo_path in photos:

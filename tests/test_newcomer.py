@@ -201,7 +201,7 @@ def test_folder_outputs_keep_the_tree_and_skip_existing(tmp_path):
     one_line_error(code, err, "already exists", "--overwrite")
     code, _, err = run_fst("stylize", src, "-o", out, "--skip-existing")
     assert code == 0, err
-    assert "skipping 3 image(s) whose output exists" in err
+    assert "skipping 3 file(s) whose output exists" in err
     assert _tree(out) == ["a/x.png", "b/c/x.png", "x_jpg.png", "x_png.png"]
     assert all((out / p).stat().st_mtime_ns == t for p, t in stamps.items())
     code, _, err = run_fst("stylize", src, "-o", out, "--skip-existing", "--overwrite")

@@ -126,6 +126,32 @@ async def read_body(receive, headers, limit: int, timeout: float, memory: BodyMe
         drain.cancel()
 
 
+REFUSED_BODY_SECONDS = 2.0  # at most this long reading a refused request's body (drain_refused_body)
+
+
+async def drain_refused_body(receive, headers, limit: int, seconds: float = REFUSED_BODY_SECONDS) -> None:
+    """Read and drop the body of a request refused before its body was read, so that the close
+    after the answer is clean. Closing a socket with unread bytes makes the kernel reset the
+    connection, and the client can lose the answer before reading it (seen on loopback under
+    load: ECONNRESET instead of a 404). A body declared over `limit`, going on past it, or not
+    done within `seconds` is left unread: the connection closes anyway."""
+    declared = headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return
+    deadline, received = time.monotonic() + seconds, 0
+    while received <= limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), left)
+        except asyncio.TimeoutError:
+            return
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
+        received += len(message.get("body", b""))
+
+
 async def _next_message(receive, drain: asyncio.Future, deadline: float, timeout: float) -> dict:
     incoming = asyncio.ensure_future(receive())
     done, _ = await asyncio.wait({incoming, drain}, timeout=max(0.0, deadline - time.monotonic()),

@@ -31,7 +31,9 @@ from fst.serve.errors import ApiError, ClientGone, shown
 from fst.serve.jobs import run_job
 from fst.serve.metrics import Metrics
 from fst.serve.models import Model
-from fst.serve.parsing import FORMATS, MIN_SIDE, Params, check_request, parse_params, read_body, read_multipart
+from fst.serve.parsing import (
+    FORMATS, MIN_SIDE, Params, check_request, drain_refused_body, parse_params, read_body, read_multipart,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # The page's own files only; blob: for the photo and the answer, data: for the favicon.
@@ -177,6 +179,7 @@ async def _stylize(request: Request, s: ServerState) -> Response:
         model = s.model(params.model)
     except ApiError as e:
         e.headers.setdefault("Connection", "close")
+        await drain_refused_body(request.receive, request.headers, s.config.max_body)
         raise
     try:
         body = await read_body(request.receive, request.headers, s.config.max_body, s.config.body_timeout, s.memory,

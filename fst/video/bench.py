@@ -80,7 +80,7 @@ def style_terms(model: str, path: str, every: int, vgg_weights: str | None = Non
 
     from fst.evaluate import load_criterion
 
-    criterion = load_criterion(model, vgg_weights=vgg_weights)
+    criterion, _ = load_criterion(model, vgg_weights=vgg_weights)
     terms = []
     with torch.no_grad():
         for i, rgb in enumerate(video_frames(path)):
