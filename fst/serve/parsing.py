@@ -129,15 +129,12 @@ async def read_body(receive, headers, limit: int, timeout: float, memory: BodyMe
 REFUSED_BODY_SECONDS = 2.0  # at most this long reading a refused request's body (drain_refused_body)
 
 
-async def drain_refused_body(receive, headers, limit: int, seconds: float = REFUSED_BODY_SECONDS) -> None:
-    """Read and drop the body of a request refused before its body was read, so that the close
-    after the answer is clean. Closing a socket with unread bytes makes the kernel reset the
-    connection, and the client can lose the answer before reading it (seen on loopback under
-    load: ECONNRESET instead of a 404). A body declared over `limit`, going on past it, or not
-    done within `seconds` is left unread: the connection closes anyway."""
-    declared = headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return
+async def drain_refused_body(receive, limit: int, seconds: float = REFUSED_BODY_SECONDS) -> None:
+    """Read and drop what is left of a refused request's body (at most `limit` bytes and `seconds`),
+    like a web server's lingering close, so that the close after the answer is clean: closing a
+    socket while the client's bytes still arrive makes the kernel reset the connection, and the
+    client can lose the answer (seen on loopback under load: ECONNRESET instead of a 404 or 413).
+    A body longer than that, or slower, is left: the connection closes anyway."""
     deadline, received = time.monotonic() + seconds, 0
     while received <= limit:
         left = deadline - time.monotonic()

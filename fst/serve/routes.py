@@ -35,6 +35,8 @@ from fst.serve.parsing import (
     FORMATS, MIN_SIDE, Params, check_request, drain_refused_body, parse_params, read_body, read_multipart,
 )
 
+# A refused upload is read on (and dropped) up to this many times --max-body before the close.
+REFUSED_BODY_LIMIT = 4
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # The page's own files only; blob: for the photo and the answer, data: for the favicon.
 PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
@@ -179,13 +181,17 @@ async def _stylize(request: Request, s: ServerState) -> Response:
         model = s.model(params.model)
     except ApiError as e:
         e.headers.setdefault("Connection", "close")
-        await drain_refused_body(request.receive, request.headers, s.config.max_body)
+        await drain_refused_body(request.receive, REFUSED_BODY_LIMIT * s.config.max_body)
         raise
     try:
         body = await read_body(request.receive, request.headers, s.config.max_body, s.config.body_timeout, s.memory,
                                s.gate.draining)
     except Draining:
         raise s.refusal() from None
+    except ApiError as e:
+        if e.status == 413:  # the client is still sending: let the rest arrive before the close
+            await drain_refused_body(request.receive, REFUSED_BODY_LIMIT * s.config.max_body)
+        raise
     try:
         data = body
         if multipart:
