@@ -173,15 +173,19 @@ async def stylize(request: Request):
         raise
 
 
+async def _drop_rest_of_body(request: Request, s: ServerState) -> None:
+    await drain_refused_body(request.receive, REFUSED_BODY_LIMIT * s.config.max_body)
+
+
 async def _stylize(request: Request, s: ServerState) -> Response:
-    try:  # refused before reading the body: close the connection rather than read it to the end
+    try:  # refused before reading the body: answered, the rest of the body dropped, the connection closed
         multipart = check_request(request.headers, request.headers.get("host"))
         query = dict(request.query_params)
         params = parse_params(query, s.default)
         model = s.model(params.model)
     except ApiError as e:
         e.headers.setdefault("Connection", "close")
-        await drain_refused_body(request.receive, REFUSED_BODY_LIMIT * s.config.max_body)
+        await _drop_rest_of_body(request, s)
         raise
     try:
         body = await read_body(request.receive, request.headers, s.config.max_body, s.config.body_timeout, s.memory,
@@ -190,7 +194,7 @@ async def _stylize(request: Request, s: ServerState) -> Response:
         raise s.refusal() from None
     except ApiError as e:
         if e.status == 413:  # the client is still sending: let the rest arrive before the close
-            await drain_refused_body(request.receive, REFUSED_BODY_LIMIT * s.config.max_body)
+            await _drop_rest_of_body(request, s)
         raise
     try:
         data = body
