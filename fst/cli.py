@@ -89,6 +89,10 @@ _count = _bounded(int, positive=False)
 _size_or_pixels = _bounded(int, positive=True)
 
 
+def _size_or_own(text: str):
+    return "own" if text == "own" else _size_or_pixels(text)
+
+
 def _port(text: str) -> int:
     value = _bounded(int, positive=False)(text)
     if value > 65535:
@@ -178,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run exactly where it stopped, with its own settings "
                    "(only --steps, --epochs, --checkpoint-every, --output, --workers, --device, --vgg-weights, --overwrite may change)")
     p.add_argument("--init", metavar="MODEL.pth", help="start from a trained model's weights (fine-tune, e.g. with another --style-weight)")
+    p.add_argument("--collection", metavar="NAME", help="train one network holding every --style as a style of its own "
+                   "(a style collection named NAME; not a blend)")
+    p.add_argument("--add-style", metavar="IMAGE", help="add this style to the collection --init names, training only "
+                   "its own norm parameters (the shared weights stay bit-identical)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing final model and run folder")
 
     p = sub.add_parser("export", help="export a trained model to ONNX and verify it")
@@ -192,7 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stylize", help="stylize images with a trained or shipped model")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("-m", "--model", help="shipped style name, .pth or .onnx (default: the default shipped style)")
+    p.add_argument("-m", "--model", help="shipped style name, .pth or .onnx; MODEL:STYLE for a style of a collection "
+                   "(default: the default shipped style)")
+    p.add_argument("--style", metavar="NAME", help="the style of a collection model (default: its first; `fst styles MODEL` lists them)")
+    p.add_argument("--mix", metavar="NAME=W,...", help="mix styles of a collection, e.g. starry_night=0.6,the_scream=0.4 "
+                   "(weights normalised to sum 1)")
     p.add_argument("-o", "--output", help="output file (one input) or folder (default: NAME_STYLE.png beside each input)")
     p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
     p.add_argument("--device", type=_device, default="auto", help="auto | cpu | cuda[:N] (default auto; mps: --backend torch)")
@@ -212,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   f"where the motion is reliable (default {DEFAULT_STABILITY})")
     g.add_argument("--per-frame", action="store_true", help="no stabilization: each frame on its own (flickers)")
 
-    p = sub.add_parser("styles", help="list the shipped styles")
+    p = sub.add_parser("styles", help="list the shipped styles and collections, or a model's styles")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="list these models' styles (a collection's names)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("gallery", help="one photo through every shipped style, for README")
@@ -249,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held-out", action="store_true", help="only the photos the model's training held out")
     p.add_argument("--style", metavar="PAINTING", help="the style image (default: the painting the model records: "
                                                        "a shipped style's, or the file it was trained on)")
-    p.add_argument("--image-size", "--size", type=_size_or_pixels, default=256, help="longest side of the photos (default 256)")
+    p.add_argument("--image-size", "--size", type=_size_or_own, default=256,
+                   help="longest side of the photos, or 'own': each photo at its own size (default 256)")
     p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
     p.add_argument("--json", action="store_true")
 

@@ -105,6 +105,11 @@ class TrainConfig:
     vgg_weights: str | None = None
     overwrite: bool = False
     init: str | None = None  # start from this trained model's weights (fine-tuning)
+    # A style collection (one network, each style its own norm parameters): each --style is a
+    # style of its own, not a blend. add_style: the one --style joins the collection --init names,
+    # only its norm parameters trained (the shared weights and the other styles stay as they are).
+    collection: bool = False
+    add_style: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

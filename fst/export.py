@@ -3,6 +3,9 @@
 The ONNX model's convention (also stored in its metadata_props as "fst.convention"):
     input  "input":  float32, (N, 3, H, W), RGB, 0..255, any N, H, W (H, W >= 11)
     output "output": float32, (N, 3, H, W), RGB, 0..255, clamped
+A style collection has a second input (and its style names, in order, in "fst.style_names"):
+    input  "style_weights": float32, (S,): one weight per style; one-hot picks a style, weights
+           summing to 1 mix styles (the norm layers' scales and shifts are interpolated)
 The graph reflect-pads 8 px on every side and up to a multiple of 4, and crops back, so any size works.
 """
 
@@ -22,6 +25,7 @@ from fst import FstError, __version__
 from fst.images import default_file_mode, find_images, load_image
 
 CONVENTION = "input float32 NCHW RGB 0..255 -> output float32 NCHW RGB 0..255 (clamped); any N, H>=11, W>=11"
+COLLECTION_CONVENTION = CONVENTION + "; style_weights float32 (S,): one per style of fst.style_names (one-hot picks, a mix interpolates)"
 VERIFY_SIZES = [(64, 97), (256, 256), (721, 1280)]  # (H, W): odd, square, large and not multiples of 4
 
 
@@ -32,8 +36,18 @@ class Pixels255(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.net(x / 255.0) * 255.0).clamp(0.0, 255.0)
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.net(x / 255.0, style) * 255.0).clamp(0.0, 255.0)
+
+
+def verify_styles(styles: int) -> list[np.ndarray | None]:
+    """The style weights export checks: none for a single style; else the first and the last
+    style alone, and an uneven mix of all."""
+    if not styles:
+        return [None]
+    eye = np.eye(styles, dtype=np.float32)
+    mix = np.arange(1, styles + 1, dtype=np.float32)
+    return [eye[0], eye[-1], mix / mix.sum()]
 
 
 def to_onnx_bytes(net: nn.Module, opset: int = 17) -> bytes:
@@ -44,13 +58,15 @@ def to_onnx_bytes(net: nn.Module, opset: int = 17) -> bytes:
     from fst.subpixel import for_inference
 
     buf = io.BytesIO()
+    styles = getattr(net, "styles", 0)
+    example = (torch.rand(1, 3, 64, 64) * 255,) + ((torch.full((styles,), 1.0 / styles),) if styles else ())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and IN notices
         torch.onnx.export(
             Pixels255(for_inference(net)).eval(),
-            (torch.rand(1, 3, 64, 64) * 255,),
+            example,
             buf,
-            input_names=["input"],
+            input_names=["input"] + (["style_weights"] if styles else []),
             output_names=["output"],
             opset_version=opset,
             dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "height", 3: "width"}},
@@ -63,14 +79,17 @@ def add_metadata(model_bytes: bytes, meta: dict) -> "onnx.ModelProto":  # noqa: 
     import onnx
 
     model = onnx.load_from_string(model_bytes)
+    names = meta.get("style_names")
     props = {
-        "fst.convention": CONVENTION,
+        "fst.convention": COLLECTION_CONVENTION if names else CONVENTION,
         "fst.version": __version__,
         "fst.style": meta.get("name", ""),
         "fst.styles": json.dumps(meta.get("styles", [])),
         "fst.architecture": json.dumps(meta.get("architecture", {})),
         "fst.training": json.dumps({k: meta[k] for k in ("config", "steps", "vgg", "style_sha256", "style_paths", "final_loss", "held_out") if k in meta}),
     }
+    if names:
+        props["fst.style_names"] = json.dumps(names)
     for key, value in props.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -95,15 +114,17 @@ def verify(onnx_path: str, net: nn.Module, tolerance: float, log=print) -> float
     wrapped = Pixels255(net).eval()
     rng = np.random.default_rng(0)
     worst = 0.0
-    for h, w in VERIFY_SIZES:
+    for (h, w), style in ((size, style) for size in VERIFY_SIZES for style in verify_styles(net.styles)):
         x = (rng.random((1, 3, h, w), dtype=np.float32) * 255).astype(np.float32)
-        ours = session.run(None, {"input": x})[0]
+        feed = {"input": x} if style is None else {"input": x, "style_weights": style}
+        ours = session.run(None, feed)[0]
         with torch.no_grad():
-            ref = wrapped(torch.from_numpy(x)).numpy()
+            ref = wrapped(torch.from_numpy(x), None if style is None else torch.from_numpy(style)).numpy()
         if ours.shape != x.shape:
             raise FstError(f"ONNX output shape {ours.shape} != input shape {x.shape}")
         diff = float(np.abs(ours - ref).max())
-        log(f"  ORT vs PyTorch at {h}x{w}: max |diff| = {diff:.2e} (0..255 scale)")
+        which = "" if style is None else f", style weights [{', '.join(f'{v:.3f}' for v in style)}]"
+        log(f"  ORT vs PyTorch at {h}x{w}{which}: max |diff| = {diff:.2e} (0..255 scale)")
         worst = max(worst, diff)
     if worst > tolerance:
         raise FstError(f"ONNX Runtime differs from PyTorch by {worst:.3g} > --tolerance {tolerance}")
@@ -116,12 +137,24 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def style_count(session) -> int:
+    """S for a collection's session (its style_weights input is (S,)), else 0."""
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+    return int(shapes["style_weights"][0]) if "style_weights" in shapes else 0
+
+
+def feed(x: np.ndarray, styles: int, style: int = 0) -> dict:
+    """An ONNX Runtime feed: the image, and for a collection (styles > 0) that style alone."""
+    return {"input": x, **({"style_weights": np.eye(styles, dtype=np.float32)[style % styles]} if styles else {})}
+
+
 def _median_seconds(session, x: np.ndarray, repeats: int = 3) -> float:
-    session.run(None, {"input": x})
+    inputs = feed(x, style_count(session))
+    session.run(None, inputs)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        session.run(None, {"input": x})
+        session.run(None, inputs)
         times.append(time.perf_counter() - t)
     return float(np.median(times))
 
@@ -153,13 +186,15 @@ def write_fp16(src: str, dst: str) -> None:
 
 
 def write_int8(src: str, dst: str, photos: list[np.ndarray]) -> None:
-    """Static int8 (QDQ, per-channel weights), activations calibrated on the given photos."""
+    """Static int8 (QDQ, per-channel weights), activations calibrated on the given photos (a
+    collection's styles taking turns over them)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.items = iter([{"input": p.astype(np.float32)} for p in photos])
+            styles = style_count(_session(src))
+            self.items = iter([feed(p.astype(np.float32), styles, i) for i, p in enumerate(photos)])
 
         def get_next(self):
             return next(self.items, None)
@@ -184,7 +219,8 @@ def write_int8(src: str, dst: str, photos: list[np.ndarray]) -> None:
 def compare_variant(fp32_path: str, variant_path: str, photos: list[np.ndarray]) -> dict:
     """Size, speed at 512x512 and PSNR against the fp32 model's output on photos."""
     ref, var = _session(fp32_path), _session(variant_path)
-    scores = [psnr(ref.run(None, {"input": p})[0], var.run(None, {"input": p})[0]) for p in photos]
+    styles = style_count(ref)
+    scores = [psnr(ref.run(None, feed(p, styles, i))[0], var.run(None, feed(p, styles, i))[0]) for i, p in enumerate(photos)]
     x = (np.random.default_rng(0).random((1, 3, 512, 512)) * 255).astype(np.float32)
     return {
         "size_kb": round(os.path.getsize(variant_path) / 1024, 1),

@@ -54,9 +54,11 @@ def content_loss(generated: torch.Tensor, content: torch.Tensor) -> torch.Tensor
 
 
 def style_layer_loss(generated_gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
-    """(N, C, C) against target (C, C) -> (N,): relative squared error of Gram matrices per image."""
-    diff = (generated_gram - target_gram.unsqueeze(0)).pow(2).mean(dim=(1, 2))
-    return diff / target_gram.detach().pow(2).mean().clamp_min(1e-20)
+    """(N, C, C) against one target (C, C) or one per image (N, C, C) -> (N,): relative squared
+    error of Gram matrices per image."""
+    target = target_gram.expand_as(generated_gram)
+    diff = (generated_gram - target).pow(2).mean(dim=(1, 2))
+    return diff / target.detach().pow(2).mean(dim=(1, 2)).clamp_min(1e-20)
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,8 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
 
 
 class PerceptualLoss(nn.Module):
-    """The loss J for a fixed blend of style images, with their Gram targets computed once."""
+    """The loss J for a fixed blend of style images, or (separate=True, a style collection) for
+    each style image on its own, with the Gram targets computed once."""
 
     def __init__(
         self,
@@ -76,15 +79,18 @@ class PerceptualLoss(nn.Module):
         config: LossConfig | None = None,
         style_blend: list[float] | None = None,
         amp_dtype: torch.dtype | None = None,
+        separate: bool = False,
     ):
-        """style_images: each (1, 3, H, W) RGB in [0, 1] (sizes may differ); style_blend: weights."""
+        """style_images: each (1, 3, H, W) RGB in [0, 1] (sizes may differ); style_blend: weights.
+        separate: one target per style image, target_grams[layer] (S, C, C), picked per image by
+        forward's style_index; else their blend, target_grams[layer] (C, C)."""
         super().__init__()
         self.net = net
         self.config = config or LossConfig()
         self.amp_dtype = amp_dtype
         blend = style_blend or [1.0] * len(style_images)
-        if len(blend) != len(style_images):
-            raise ValueError("one blend weight per style image")
+        if len(blend) != len(style_images) or separate and style_blend:
+            raise ValueError("one blend weight per style image, and none for separate styles")
         unknown = (set(self.config.style_layers) | {self.config.content_layer}) - set(LAYER_NAMES)
         if unknown:
             raise FstError(f"unknown VGG layer(s): {', '.join(sorted(unknown))} (e.g. relu2_2)")
@@ -93,13 +99,17 @@ class PerceptualLoss(nn.Module):
             raise FstError("style layers need positive weights")
         self.layer_weights = {k: v / total_layer_weight for k, v in self.config.style_layers.items()}
         self.layers = sorted(set(self.layer_weights) | {self.config.content_layer}, key=LAYER_NAMES.index)
-        # Target Gram matrices: the blend of each style's Gram, fp32, no grad. (C, C) per layer.
-        targets = {name: 0.0 for name in self.layer_weights}
+        # Target Gram matrices, fp32, no grad: each style's (C, C), stacked (S, C, C) or blended.
+        grams = {name: [] for name in self.layer_weights}
         with torch.no_grad():
-            for image, weight in zip(style_images, blend):
+            for image in style_images:
                 feats = self._features(image, list(self.layer_weights))
-                for name in targets:
-                    targets[name] = targets[name] + gram_matrix(feats[name])[0] * (weight / sum(blend))
+                for name in grams:
+                    grams[name].append(gram_matrix(feats[name])[0])
+        mix = torch.tensor(blend, dtype=torch.float64) / sum(blend)
+        targets = {name: torch.stack(g) if separate else sum(w * x for w, x in zip(mix.tolist(), g))
+                   for name, g in grams.items()}
+        self.separate = separate
         for i, name in enumerate(self.layer_weights):
             self.register_buffer(f"target_{i}", targets[name])
         self.target_grams = {name: getattr(self, f"target_{i}") for i, name in enumerate(self.layer_weights)}
@@ -116,15 +126,23 @@ class PerceptualLoss(nn.Module):
         # Grams and differences in fp32 whatever the VGG pass ran in (fp64 stays fp64).
         return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in feats.items()}
 
-    def style_loss_per_image(self, images: torch.Tensor, feats: dict | None = None) -> torch.Tensor:
-        """(N, 3, H, W) -> (N,): beta * sum_l w_l J_style_l, per image (unreduced style term)."""
+    def style_loss_per_layer(self, images: torch.Tensor, feats: dict | None = None,
+                             style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """(N, 3, H, W) -> {layer: (N,)}: beta * w_l J_style_l per image; style_index (N,) picks
+        each image's target when the styles are separate."""
         if feats is None:
             feats = self._features(images, list(self.layer_weights))
-        per_image = sum(
-            w * style_layer_loss(gram_matrix(feats[name]), self.target_grams[name])
-            for name, w in self.layer_weights.items()
-        )
-        return self.config.style_weight * per_image
+        if self.separate and style_index is None:
+            raise ValueError("separate styles need a style_index per image")
+        return {name: self.config.style_weight * w * style_layer_loss(
+                    gram_matrix(feats[name]),
+                    self.target_grams[name][style_index] if self.separate else self.target_grams[name])
+                for name, w in self.layer_weights.items()}
+
+    def style_loss_per_image(self, images: torch.Tensor, feats: dict | None = None,
+                             style_index: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 3, H, W) -> (N,): beta * sum_l w_l J_style_l, per image (unreduced style term)."""
+        return sum(self.style_loss_per_layer(images, feats, style_index).values())
 
     def content_target(self, content: torch.Tensor) -> torch.Tensor:
         """Content features, computed once when the content is fixed (optimize)."""
@@ -132,7 +150,8 @@ class PerceptualLoss(nn.Module):
             return self._features(content, [self.config.content_layer])[self.config.content_layer]
 
     def forward(
-        self, generated: torch.Tensor, content: torch.Tensor | None = None, content_features: torch.Tensor | None = None
+        self, generated: torch.Tensor, content: torch.Tensor | None = None, content_features: torch.Tensor | None = None,
+        style_index: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """generated, content: (N, 3, H, W) RGB in [0, 1] -> weighted terms and their total.
 
@@ -141,6 +160,7 @@ class PerceptualLoss(nn.Module):
         gradient computed through conv1_1..relu2_2 that nothing uses (measured: ~20 % of a
         training step's CPU time). With `content_features` (from content_target), the content
         image is not run again (optimize). With neither, there is no content term.
+        style_index: (N,) long, each image's style when the styles are separate (a collection).
         """
         cfg = self.config
         terms = {}
@@ -150,7 +170,7 @@ class PerceptualLoss(nn.Module):
         feats = self._features(generated, deepest)
         if content_features is not None:
             terms["content"] = cfg.content_weight * content_loss(feats[cfg.content_layer], content_features)
-        terms["style"] = self.style_loss_per_image(generated, feats).mean()
+        terms["style"] = self.style_loss_per_image(generated, feats, style_index).mean()
         terms["tv"] = cfg.tv_weight * tv_loss(generated)
         terms["total"] = sum(terms.values())
         return terms

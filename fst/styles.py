@@ -17,6 +17,7 @@ from fst import FstError
 DEFAULT_STYLE = "starry_night"
 
 # Paintings are public domain; the scans' origins (see also checkpoints/styles/CREDITS.md).
+# SHIPPED: the single-style networks; PAINTINGS: every painting of a shipped network or collection.
 SHIPPED = {
     "starry_night": {
         "painting": "The Starry Night", "artist": "Vincent van Gogh", "year": "1889",
@@ -35,6 +36,22 @@ SHIPPED = {
         "scan": "GCompris (Debian gcompris-qt-data 3.1-2), GPLv3+",
     },
 }
+EXAMPLES_SCAN = "the example scan of the well-known fast style transfer projects, resized to 1024 px"
+PAINTINGS = {
+    **SHIPPED,
+    "cafe_terrace_at_night": {"painting": "Café Terrace at Night", "artist": "Vincent van Gogh", "year": "1888",
+                              "scan": "GCompris (Debian gcompris-qt-data 3.1-2), GPLv3+"},
+    "bal_du_moulin_de_la_galette": {"painting": "Bal du moulin de la Galette", "artist": "Pierre-Auguste Renoir",
+                                    "year": "1876", "scan": "GCompris (Debian gcompris-qt-data 3.1-2), GPLv3+"},
+    "composition_vii": {"painting": "Composition VII", "artist": "Wassily Kandinsky", "year": "1913", "scan": EXAMPLES_SCAN},
+    "the_scream": {"painting": "The Scream", "artist": "Edvard Munch", "year": "1893", "scan": EXAMPLES_SCAN},
+    "udnie": {"painting": "Udnie", "artist": "Francis Picabia", "year": "1913", "scan": EXAMPLES_SCAN},
+    "shipwreck_of_the_minotaur": {"painting": "The Wreck of a Transport Ship (The Shipwreck of the Minotaur)",
+                                  "artist": "J. M. W. Turner", "year": "c. 1810", "scan": EXAMPLES_SCAN},
+    "woman_with_a_hat": {"painting": "Woman with a Hat", "artist": "Henri Matisse", "year": "1905", "scan": EXAMPLES_SCAN},
+}
+# Shipped style collections (one network, many styles): name -> its styles, in weight order.
+COLLECTIONS = {"classics": sorted(PAINTINGS)}
 
 
 PACKAGE = Path(__file__).resolve().parent
@@ -60,8 +77,28 @@ def available_styles() -> list[str]:
     return [name for name in SHIPPED if shipped_files(name)["onnx"].exists()]
 
 
+def available_collections() -> dict[str, list[str]]:
+    return {name: styles for name, styles in COLLECTIONS.items() if shipped_files(name)["onnx"].exists()}
+
+
+def resolve_style(spec: str | None, backend: str = "onnx") -> tuple[str, str | None]:
+    """What -m names -> (model file, style of a collection or None). spec: a file or a shipped
+    network's name (None: the default style), FILE_OR_NAME:STYLE for a style of a collection, or
+    the bare name of a style that only a shipped collection holds."""
+    spec = spec or DEFAULT_STYLE
+    if os.path.isfile(spec) or spec in SHIPPED and shipped_files(spec)["onnx"].exists():
+        return resolve_model(spec, backend), None
+    model, colon, style = spec.rpartition(":")
+    if colon and model and style:
+        return resolve_model(model, backend), style
+    holders = [name for name, styles in available_collections().items() if spec in styles]
+    if holders:
+        return resolve_model(holders[0], backend), spec
+    return resolve_model(spec, backend), None
+
+
 def resolve_model(spec: str | None, backend: str = "onnx") -> str:
-    """A path to a .onnx/.pth, or a shipped style name (None: the default style) -> a file path."""
+    """A path to a .onnx/.pth, or a shipped network's name (None: the default style) -> a file path."""
     spec = spec or DEFAULT_STYLE
     if os.path.isdir(spec):
         raise FstError(f"{spec}: is a folder; a model is a shipped style name, a .onnx or a .pth file")
@@ -69,16 +106,49 @@ def resolve_model(spec: str | None, backend: str = "onnx") -> str:
         if not spec.endswith((".onnx", ".pth", ".pt")):
             raise FstError(f"{spec}: a model must be a .onnx or .pth file")
         return spec
-    if spec in SHIPPED or not os.path.splitext(spec)[1]:
+    if spec in SHIPPED or spec in COLLECTIONS or not os.path.splitext(spec)[1]:
         files = shipped_files(spec)
         path = files["pth"] if backend == "torch" else files["onnx"]
         if path.exists():
             return str(path)
-    known = ", ".join(available_styles()) or "none installed"
-    raise FstError(f"{spec}: no such model file or shipped style (shipped: {known})")
+    known = ", ".join(available_styles() + list(available_collections())) or "none installed"
+    raise FstError(f"{spec}: no such model file or shipped style (shipped: {known}; `fst styles` lists them)")
+
+
+def model_styles(path: str) -> list[str]:
+    """A collection file's style names, in weight order ([] for a single-style network)."""
+    if path.endswith(".onnx"):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            meta = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]).get_modelmeta()
+        except Exception:
+            raise FstError(f"{path}: not a loadable ONNX model") from None
+        return json.loads(meta.custom_metadata_map.get("fst.style_names", "[]"))
+    from fst.transformer import load_model  # a .pth: torch
+
+    return load_model(path)[1].get("style_names", [])
+
+
+def _list_models(specs: list[str], as_json: bool) -> int:
+    """`fst styles MODEL...`: each model's styles."""
+    rows = [{"model": spec, "file": (path := resolve_model(spec)), "styles": model_styles(path)} for spec in specs]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    for row in [] if as_json else rows:
+        styles = ", ".join(row["styles"]) or "one style (not a collection)"
+        print(f"{row['model']}: {styles}")
+    return 0
 
 
 def run_styles(args) -> int:
+    if getattr(args, "models", None):
+        return _list_models(args.models, args.json)
+    collections = [{"collection": name, "file": str(shipped_files(name)["onnx"]),
+                    "styles": [{"name": style, **PAINTINGS.get(style, {})} for style in styles]}
+                   for name, styles in available_collections().items()]
     rows = []
     for name, info in SHIPPED.items():
         files = shipped_files(name)
@@ -86,12 +156,16 @@ def run_styles(args) -> int:
                **{f"{k}_file" if k == "painting" else k: str(v) for k, v in files.items() if v.exists()}}
         rows.append(row)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows + collections, indent=2))
         return 0
     for row in rows:
         mark = "*" if row["default"] else " "
         status = "" if "onnx" in row else "  (not installed)"
         print(f"{mark} {row['name']:<18} {row['painting']}, {row['artist']} ({row['year']}); scan: {row['scan']}{status}")
     print("* default style")
+    for c in collections:
+        print(f"\ncollection {c['collection']} ({len(c['styles'])} styles; -m {c['collection']}:STYLE, --mix A=0.5,B=0.5):")
+        for st in c["styles"]:
+            print(f"  {st['name']:<28} {st.get('painting', '')}, {st.get('artist', '')} ({st.get('year', '')})")
     return 0
 

@@ -28,13 +28,31 @@ from fst.images import (
     resize_array,
     save_image,
 )
-from fst.styles import resolve_model
+from fst.mixing import style_weights
+from fst.styles import resolve_style
 from fst.video import VIDEO_EXTENSIONS, is_video, stylize_videos, video_outputs
 
 MIN_SIDE = 11  # = fst.transformer.MIN_SIDE (not imported: that module imports torch)
 
 
-class OnnxStylizer:
+class StyleChoice:
+    """A collection's chosen style or mix (style weights and a name for files); a single-style
+    network has no choice to make. Subclasses set `styles` (names, [] for one style) and `name`."""
+
+    styles: list[str]
+    name: str
+
+    def _first_style(self) -> tuple[np.ndarray | None, str]:
+        weights, label = style_weights(self.styles)
+        return weights, label or self.name
+
+    def choose(self, style: str | None = None, mix: str | None = None, model: str = "this model") -> None:
+        weights, label = style_weights(self.styles, style, mix, model)
+        if weights is not None:
+            self.weights, self.name = weights, label
+
+
+class OnnxStylizer(StyleChoice):
     """An ONNX Runtime session over an fst model; CUDA when available, else CPU."""
 
     def __init__(self, model: str | bytes, device: str = "auto", threads: int = 0, release_memory: bool = False):
@@ -64,6 +82,8 @@ class OnnxStylizer:
             raise FstError(f"{name}: not a loadable ONNX model ({str(e).splitlines()[0][:160]})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.name = self.metadata.get("fst.style", "")
+        self.styles = json.loads(self.metadata.get("fst.style_names", "[]"))  # a collection's, in weight order
+        self.weights, self.name = self._first_style()
         # release_memory (fst serve): the arena gives its blocks back after each run, else it keeps
         # every session's largest run for good (~0.5 GB per model after one 2048² request).
         self.run_options = None
@@ -71,13 +91,17 @@ class OnnxStylizer:
             self.run_options = ort.RunOptions()
             self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """(3, H, W) [0, 1] -> (3, H, W) [0, 1]."""
-        out = self.session.run(None, {"input": (rgb[None] * 255.0).astype(np.float32)}, self.run_options)[0][0]
+    def __call__(self, rgb: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """(3, H, W) [0, 1] -> (3, H, W) [0, 1]; weights: a collection's (S,) style weights
+        (default: the ones `choose` set)."""
+        feed = {"input": (rgb[None] * 255.0).astype(np.float32)}
+        if self.styles:
+            feed["style_weights"] = self.weights if weights is None else weights
+        out = self.session.run(None, feed, self.run_options)[0][0]
         return out / 255.0
 
 
-class TorchStylizer:
+class TorchStylizer(StyleChoice):
     """The same network in eager PyTorch (--backend torch)."""
 
     def __init__(self, path: str, device: str = "auto"):
@@ -93,30 +117,42 @@ class TorchStylizer:
         self.net = for_inference(net)
         self.metadata = {"fst.style": meta.get("name", ""), "fst.architecture": json.dumps(meta.get("architecture", {}))}
         self.name = meta.get("name", "")
+        self.styles = meta.get("style_names", [])
+        self.weights, self.name = self._first_style()
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+    def __call__(self, rgb: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         with self.torch.inference_mode():
             x = self.torch.from_numpy(np.ascontiguousarray(rgb))[None].to(self.device)
-            return self.net(x)[0].float().cpu().numpy()
+            w = self.weights if weights is None else weights
+            style = None if w is None else self.torch.from_numpy(w).to(self.device)
+            return self.net(x, style)[0].float().cpu().numpy()
 
 
-def load_stylizer(spec: str | None, backend: str = "onnx", device: str = "auto"):
-    """A shipped style name, a .pth or an .onnx -> a callable stylizer."""
-    path = resolve_model(spec, backend)
+def load_stylizer(spec: str | None, backend: str = "onnx", device: str = "auto", style: str | None = None,
+                  mix: str | None = None):
+    """A shipped style name, a .pth or an .onnx (MODEL:STYLE for a style of a collection) -> a
+    callable stylizer, with the style or mix chosen (a collection's first style by default)."""
+    path, named = resolve_style(spec, backend)
+    if named and (style or mix):
+        raise FstError(f"-m {spec} names a style already: drop --style/--mix, or name the collection alone")
+    stylizer = _load_file(path, backend, device)
+    stylizer.choose(named or style, mix, path)
+    return stylizer
+
+
+def _load_file(path: str, backend: str, device: str):
     if path.endswith(".onnx"):
         if backend == "torch":
             raise FstError(f"{path}: --backend torch needs a .pth model (the ONNX file runs on onnxruntime)")
         return OnnxStylizer(path, device)
     if backend == "torch":
         return TorchStylizer(path, device)
-    # A .pth on the ONNX Runtime backend: export it in memory first.
-    from fst.export import to_onnx_bytes
+    # A .pth on the ONNX Runtime backend: export it in memory first (with its style names).
+    from fst.export import add_metadata, to_onnx_bytes
     from fst.transformer import load_model
 
     net, meta = load_model(path)
-    stylizer = OnnxStylizer(to_onnx_bytes(net), device)
-    stylizer.name = meta.get("name", "")
-    return stylizer
+    return OnnxStylizer(add_metadata(to_onnx_bytes(net), meta).SerializeToString(), device)
 
 
 def _ramp(length: int, overlap_before: int, overlap_after: int) -> np.ndarray:
@@ -225,7 +261,7 @@ def run(args) -> int:
         raise FstError("no input images found")
     videos = [p for p in inputs if is_video(p)]  # fst.video; folders and globs may mix both
     inputs = [p for p in inputs if not is_video(p)]
-    stylizer = load_stylizer(args.model, args.backend, args.device)
+    stylizer = load_stylizer(args.model, args.backend, args.device, args.style, args.mix)
     style = stylizer.name or "styled"
     several = len(inputs) + len(videos) > 1
     video_paths = video_outputs(videos, args.output, style, several) if videos else []

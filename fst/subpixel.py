@@ -14,7 +14,7 @@ channel 4k + 2i + j holds pixels (2y + i, 2x + j) of channel k (torch.pixel_unsh
   set per output phase (i, j). Nearest copies become sums of kernel taps; reflect-padding a
   nearest-upsampled image by 1 px equals edge-padding it before upsampling.
 - Instance norm: on the reshape (N, c, 4h, w), which groups each channel's four phases: the same
-  statistics, the same affine parameters.
+  statistics, the same affine parameters (a collection's StyleNorm too: per channel).
 - 9x9 conv: a 5x5 conv from 4c to 4*3 channels over the same form, then depth-to-space. It needs no
   padding: the network crops BORDER_MARGIN = 8 px from every side anyway, so the 4 px its kept
   outputs read beyond them are real pixels of the tensor; the margin's outer 4 px are skipped.
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fst.transformer import BORDER_MARGIN, TransformerNet, reflect_margin
+from fst.transformer import BORDER_MARGIN, TransformerNet, reflect_margin, set_style
 
 
 def upsample_conv_weight(w: torch.Tensor) -> torch.Tensor:
@@ -101,7 +101,9 @@ class InferenceNet(nn.Module):
         self.upsample = net.decoder[0]
         self.tail = SpaceToDepthTail(net.decoder[1], net.decoder[2])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """As TransformerNet.forward (style: a collection's style weights)."""
+        set_style(self, style)
         h, w = x.shape[-2], x.shape[-1]
         y = self.upsample(self.residuals(self.encoder(reflect_margin(x))))
         return torch.sigmoid(self.tail(y)[..., :h, :w])

@@ -27,7 +27,7 @@ from fst.data import PhotoFolder, coco_subset, split_validation
 from fst.images import load_image, save_image
 from fst.losses import PerceptualLoss, load_style_image
 from fst.runtime import CtrlC, pick_amp, pick_device
-from fst.transformer import TransformerNet, load_model
+from fst.transformer import TransformerNet, add_style_row, load_model, one_hot
 from fst.vgg import file_sha256, load_loss_network
 
 # What a resume may change (e.g. train longer, elsewhere); everything else is the checkpoint's, so
@@ -60,6 +60,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     default cfg's RESUMABLE_OVERRIDES fields) replacing those few fields.
     """
     cfg, state = resume_or_start(cfg, resume, overrides)
+    collection = collection_of(cfg, state)
     rank, world, local_rank = _distributed()
     is_main = rank == 0
     log = log if is_main else (lambda *a, **k: None)
@@ -75,14 +76,15 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
         _check_same_targets(state, style_hashes, loss_net.identity)
     photos = load_photos(cfg, rank, world, log)
     total_steps = cfg.steps or cfg.epochs * photos.batches_per_epoch
-    net, optimizer, at = build_network(cfg, state, device, log)
+    net, optimizer, at = build_network(cfg, state, device, log, len(collection.names))
     if at.step >= total_steps:
         raise FstError(f"--resume: the checkpoint is at step {at.step} and this run ends at step {total_steps}: "
                        "nothing to train (ask for more --steps or --epochs)")
     meta = {
         "fst_version": __version__, "run_id": run_id, "name": cfg.name,
-        "styles": [os.path.basename(p) for p in cfg.style], "style_paths": [os.path.abspath(p) for p in cfg.style],
-        "style_sha256": style_hashes, "style_blend": cfg.style_blend, "architecture": net.architecture(),
+        "styles": [os.path.basename(p) for p in cfg.style], "style_paths": collection.paths or [os.path.abspath(p) for p in cfg.style],
+        "style_sha256": collection.hashes or style_hashes, "style_blend": cfg.style_blend, "architecture": net.architecture(),
+        **({"style_names": collection.names} if collection.names else {}),
         "vgg": loss_net.identity, "data": photos.data_dir, "training_images": len(photos.dataset),
         "held_out": [os.path.basename(p) for p in photos.held_out], "init": cfg.init,
     }
@@ -101,7 +103,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
             f"final model {output}")
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
     terms, interrupted = train_loop(cfg, model, criterion, optimizer, photos, at, total_steps, device, rank, world,
-                                    run_dir, checkpoint, resumed=state is not None)
+                                    run_dir, checkpoint, resumed=state is not None, trained=collection.trained)
     checkpoint()
     if interrupted:
         log(f"interrupted at step {at.step}: checkpoint saved; continue with --resume {os.path.join(run_dir, 'checkpoint.pth')}")
@@ -110,7 +112,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     if world > 1:
         _check_ranks_in_sync(net, world, log)
     if is_main:
-        _preview(net, photos.preview, device, os.path.join(run_dir, "preview_final.png"))
+        _preview(net, photos.preview, device, os.path.join(run_dir, "preview_final.png"), collection.trained)
         meta.update({"steps": at.step, "config": asdict(cfg), "final_loss": {k: float(v.detach()) for k, v in terms.items()},
                      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
         state_dict = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -145,7 +147,45 @@ def resume_or_start(cfg: TrainConfig, resume: str | None, overrides: dict | None
     return saved, state
 
 
+@dataclass
+class Collection:
+    """The styles of a collection run (all empty for a single-style network).
+    names: every style of the network, in weight order; trained: the indices this run trains
+    (all of them, or the one --add-style adds); paths, hashes: each style's painting."""
+
+    names: list[str]
+    trained: list[int]
+    paths: list[str]
+    hashes: list[str]
+
+
+def collection_of(cfg: TrainConfig, state: dict | None) -> Collection:
+    """The collection this run trains: its --style images, or --init's styles plus --add-style."""
+    if state is not None and "style_names" in state["meta"]:
+        m = state["meta"]
+        names = m["style_names"]
+        trained = [len(names) - 1] if cfg.add_style else list(range(len(names)))
+        return Collection(names, trained, m["style_paths"], m["style_sha256"])
+    new_names = [os.path.splitext(os.path.basename(p))[0] for p in cfg.style]
+    new_paths, new_hashes = [os.path.abspath(p) for p in cfg.style], [file_sha256(p) for p in cfg.style]
+    if cfg.collection:
+        if len(set(new_names)) != len(new_names):
+            raise FstError(f"--collection: two --style images share a name ({', '.join(new_names)}); rename one")
+        return Collection(new_names, list(range(len(new_names))), new_paths, new_hashes)
+    if not cfg.add_style:
+        return Collection([], [], [], [])
+    init = torch.load(cfg.init, map_location="cpu", weights_only=True)["meta"]
+    if new_names[0] in init["style_names"]:
+        raise FstError(f"--add-style: {cfg.init} already holds a style named {new_names[0]!r} (rename the image)")
+    names = init["style_names"] + new_names
+    return Collection(names, [len(names) - 1], init["style_paths"] + new_paths, init["style_sha256"] + new_hashes)
+
+
 def _check_config(cfg: TrainConfig) -> None:
+    if cfg.add_style:
+        _check_add_style(cfg)
+    if cfg.collection and cfg.style_blend:
+        raise FstError("--collection trains each --style as a style of its own: --style-weights blends one style, drop it")
     if not cfg.style:
         raise FstError("give --style IMAGE (or --resume CHECKPOINT to continue a run)")
     if cfg.image_size < 32:
@@ -158,6 +198,22 @@ def _check_config(cfg: TrainConfig) -> None:
     if not (cfg.dataset or cfg.data):
         raise FstError("give --data DIR (a folder of photos) or --dataset coco")
     cfg.name = cfg.name or "+".join(os.path.splitext(os.path.basename(p))[0] for p in cfg.style)
+
+
+def _check_add_style(cfg: TrainConfig) -> None:
+    """--add-style needs --init naming a collection; the run takes that collection's network."""
+    if not cfg.init:
+        raise FstError("--add-style IMAGE needs --init COLLECTION.pth (the collection to add the style to)")
+    if cfg.collection:
+        raise FstError("--add-style adds one style to the collection --init names: drop --collection")
+    if len(cfg.style) != 1:
+        raise FstError("--add-style adds one style image; give no --style with it")
+    start, meta = load_model(cfg.init)
+    if not start.styles:
+        raise FstError(f"--init {cfg.init}: a single-style network; --add-style needs a style collection "
+                       "(fst train --collection NAME --style ... makes one)")
+    cfg.channels, cfg.res_blocks = start.channels, start.res_blocks
+    cfg.name = cfg.name or meta.get("name")
 
 
 def _places(cfg: TrainConfig, state: dict | None, run_id: str | None) -> tuple[str, str]:
@@ -184,7 +240,8 @@ def build_loss(cfg: TrainConfig, device: torch.device) -> tuple[PerceptualLoss, 
     """The perceptual loss with the style's Gram targets computed once; the style files' hashes."""
     style_tensors = [torch.from_numpy(load_style_image(p, cfg.style_size, cfg.loss))[None].to(device) for p in cfg.style]
     loss_net = load_loss_network(cfg.vgg_weights, device)
-    criterion = PerceptualLoss(loss_net, style_tensors, cfg.loss, cfg.style_blend, pick_amp(cfg.amp, device))
+    criterion = PerceptualLoss(loss_net, style_tensors, cfg.loss, cfg.style_blend, pick_amp(cfg.amp, device),
+                               separate=cfg.collection)
     if cfg.channels_last:
         criterion = criterion.to(memory_format=torch.channels_last)
     return criterion, loss_net, [file_sha256(p) for p in cfg.style]
@@ -222,12 +279,25 @@ def load_photos(cfg: TrainConfig, rank: int, world: int, log) -> Photos:
                   batches_per_epoch)
 
 
-def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, log):
-    """The network and its optimizer: fresh, from --init's weights, or as the checkpoint left them."""
-    net = TransformerNet(cfg.channels, cfg.res_blocks).to(device)
+def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, log, styles: int = 0):
+    """The network and its optimizer: fresh, from --init's weights, or as the checkpoint left them.
+    styles: the collection's size (0: a single-style network). --add-style trains the norm
+    parameters alone: the shared weights get no gradient and are not in the optimizer."""
+    net = TransformerNet(cfg.channels, cfg.res_blocks, styles).to(device)
+    if cfg.add_style and state is None:
+        start, start_meta = load_model(cfg.init)
+        net.load_state_dict(add_style_row(start).state_dict())
+        log(f"adding style {styles - 1} to {cfg.init} ({styles - 1} styles, {start_meta.get('steps', '?')} steps): "
+            "its norm parameters alone are trained")
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    trained = net.parameters()
+    if cfg.add_style:
+        shared = net.shared_parameters()
+        for p in shared:
+            p.requires_grad_(False)
+        trained = [p for p in net.parameters() if all(p is not q for q in shared)]
+    optimizer = torch.optim.Adam(trained, lr=cfg.lr)
     if state is not None:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -235,7 +305,7 @@ def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, lo
         at = Position(state["step"], state["epoch"], state["batch_in_epoch"])
         log(f"resumed at step {at.step} (epoch {at.epoch}, batch {at.batch_in_epoch}) with the checkpoint's settings")
         return net, optimizer, at
-    if cfg.init:
+    if cfg.init and not cfg.add_style:
         start, start_meta = load_model(cfg.init)
         if start.architecture() != net.architecture():
             raise FstError(f"--init {cfg.init}: its network is {start.architecture()}, this run's is {net.architecture()}")
@@ -245,8 +315,9 @@ def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, lo
 
 
 def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, total_steps: int, device, rank: int,
-               world: int, run_dir: str, checkpoint, resumed: bool):
-    """Steps from `at` (updated in place) to total_steps; returns (last loss terms, interrupted)."""
+               world: int, run_dir: str, checkpoint, resumed: bool, trained: list[int] = ()):
+    """Steps from `at` (updated in place) to total_steps; returns (last loss terms, interrupted).
+    trained: a collection's styles this run trains (empty: a single-style network)."""
     is_main = rank == 0
     net = model.module if world > 1 else model
     log_file = open(os.path.join(run_dir, "log.jsonl"), "a" if resumed else "w") if is_main else None
@@ -262,7 +333,8 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                 batch = batch.to(device, non_blocking=True)
                 if cfg.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                terms = train_step(model, criterion, optimizer, batch)
+                style, style_index = batch_styles(trained, net.styles, at.step, len(batch), rank, world, device)
+                terms = train_step(model, criterion, optimizer, batch, style, style_index if cfg.collection else None)
                 at.step += 1
                 at.batch_in_epoch += 1
                 now = time.perf_counter()
@@ -279,7 +351,7 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                 if cfg.checkpoint_every and at.step % cfg.checkpoint_every == 0:
                     checkpoint()
                     if is_main:
-                        _preview(net, photos.preview, device, os.path.join(run_dir, f"preview_{at.step:06d}.png"))
+                        _preview(net, photos.preview, device, os.path.join(run_dir, f"preview_{at.step:06d}.png"), trained)
                 if at.step >= total_steps:
                     break
                 if ctrl_c.stop():
@@ -351,23 +423,39 @@ def _epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> list[i
     return order[rank::world]
 
 
-def _preview(net, val_images: list[np.ndarray], device, path: str) -> None:
-    """Rows of photo | stylized for the held-out photos, saved as one PNG."""
+def batch_styles(trained: list[int], styles: int, step: int, n: int, rank: int, world: int, device):
+    """Each image's style at this step: (style weights (n, S), style index (n,)), or (None, None)
+    for a single-style network. The trained styles take turns image by image across steps and
+    ranks, so every style gets the same share and a resumed run picks the same ones."""
+    if not trained:
+        return None, None
+    first = (step * world + rank) * n
+    index = torch.tensor([trained[(first + i) % len(trained)] for i in range(n)], device=device)
+    return one_hot(index, styles).to(device), index
+
+
+def _preview(net, val_images: list[np.ndarray], device, path: str, trained: list[int] = ()) -> None:
+    """Rows of photo | stylized (one column per trained style of a collection) for the held-out
+    photos, saved as one PNG."""
     if not val_images:
         return
     rows = []
     with torch.no_grad():
         for rgb in val_images:
-            out = net(torch.from_numpy(rgb)[None].to(device))[0].float().cpu().numpy()
-            rows.append(np.concatenate([rgb, out], axis=2))
+            x = torch.from_numpy(rgb)[None].to(device)
+            styles = [one_hot(i, net.styles).to(device) for i in trained] or [None]
+            outs = [net(x, style)[0].float().cpu().numpy() for style in styles]
+            rows.append(np.concatenate([rgb, *outs], axis=2))
     width = max(r.shape[2] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, 4), (0, width - r.shape[2])), constant_values=1.0) for r in rows]
     save_image(path, np.concatenate(rows, axis=1), overwrite=True)
 
 
-def train_step(model, criterion: PerceptualLoss, optimizer, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One optimizer step on a batch of photos (N, 3, S, S) in [0, 1]; returns the loss terms."""
-    terms = criterion(model(batch), batch)
+def train_step(model, criterion: PerceptualLoss, optimizer, batch: torch.Tensor, style: torch.Tensor | None = None,
+               style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """One optimizer step on a batch of photos (N, 3, S, S) in [0, 1]; returns the loss terms.
+    A collection's: style (N, S) weights for the network, style_index (N,) for separate targets."""
+    terms = criterion(model(batch, style), batch, style_index=style_index)
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     optimizer.step()
@@ -391,6 +479,13 @@ def run(args) -> int:
     loss = LossConfig.from_args(args)
     renamed = {"style": given.pop("style", []), "style_blend": given.pop("style_weights", None),
                "flip": not given.pop("no_flip", False)}
+    if "collection" in given:
+        renamed["collection"] = True
+        given.setdefault("name", given.pop("collection"))  # --name, where given, names the file
+    if "add_style" in given:
+        if renamed["style"]:
+            raise FstError("--add-style IMAGE is the one style of the run: drop --style")
+        renamed.update(add_style=True, style=[given.pop("add_style")])
     fields = TrainConfig.__dataclass_fields__
     train(TrainConfig(**{k: v for k, v in given.items() if k in fields}, **renamed, loss=loss))
     return 0

@@ -42,19 +42,41 @@ class ConvLayer(nn.Sequential):
         super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride))
 
 
-def conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        ConvLayer(c_in, c_out, kernel, stride), nn.InstanceNorm2d(c_out, affine=True), nn.ReLU(inplace=True)
-    )
+class StyleNorm(nn.Module):
+    """Conditional instance norm (Dumoulin et al. 2017): instance norm whose scale and shift are
+    chosen by style. Each style owns one row of `scale` and `shift` (S, C); the network sets
+    `weights` before each forward: (S,) for the whole batch or (N, S) per image. A one-hot row picks
+    a style; other weights mix styles (interpolated parameters)."""
+
+    def __init__(self, channels: int, styles: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(styles, channels))
+        self.shift = nn.Parameter(torch.zeros(styles, channels))
+        self.weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.weights @ self.scale, self.weights @ self.shift  # (C,) or (N, C)
+        if scale.dim() == 1:  # one style (or mix) for the batch: instance norm's own affine (ONNX too)
+            return F.instance_norm(x, weight=scale, bias=shift)
+        return F.instance_norm(x) * scale[:, :, None, None] + shift[:, :, None, None]
+
+
+def norm_layer(channels: int, styles: int) -> nn.Module:
+    """Plain affine instance norm for a single-style network (styles == 0), else StyleNorm."""
+    return StyleNorm(channels, styles) if styles else nn.InstanceNorm2d(channels, affine=True)
+
+
+def conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int = 1, styles: int = 0) -> nn.Sequential:
+    return nn.Sequential(ConvLayer(c_in, c_out, kernel, stride), norm_layer(c_out, styles), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, styles: int = 0):
         super().__init__()
         self.body = nn.Sequential(
-            conv_norm_relu(channels, channels, 3),
+            conv_norm_relu(channels, channels, 3, styles=styles),
             ConvLayer(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            norm_layer(channels, styles),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,31 +86,71 @@ class ResidualBlock(nn.Module):
 class Upsample(nn.Module):
     """Nearest-neighbour x2, then conv + norm + relu."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, styles: int = 0):
         super().__init__()
-        self.conv = conv_norm_relu(c_in, c_out, 3)
+        self.conv = conv_norm_relu(c_in, c_out, 3, styles=styles)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class TransformerNet(nn.Module):
-    def __init__(self, channels: int = DEFAULT_CHANNELS, res_blocks: int = DEFAULT_RES_BLOCKS):
-        super().__init__()
-        c = channels
-        self.channels, self.res_blocks = channels, res_blocks
-        self.encoder = nn.Sequential(conv_norm_relu(3, c, 9), conv_norm_relu(c, 2 * c, 3, 2), conv_norm_relu(2 * c, 4 * c, 3, 2))
-        self.residuals = nn.Sequential(*[ResidualBlock(4 * c) for _ in range(res_blocks)])
-        self.decoder = nn.Sequential(Upsample(4 * c, 2 * c), Upsample(2 * c, c), ConvLayer(c, 3, 9))
+    """styles == 0: a single-style network. styles == S > 0: a collection of S styles sharing every
+    convolution (each style owns the scale and shift of every norm layer: StyleNorm)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) RGB [0, 1], H, W >= MIN_SIDE -> (N, 3, H, W) RGB [0, 1]."""
+    def __init__(self, channels: int = DEFAULT_CHANNELS, res_blocks: int = DEFAULT_RES_BLOCKS, styles: int = 0):
+        super().__init__()
+        c, s = channels, styles
+        self.channels, self.res_blocks, self.styles = channels, res_blocks, styles
+        self.encoder = nn.Sequential(conv_norm_relu(3, c, 9, styles=s), conv_norm_relu(c, 2 * c, 3, 2, styles=s),
+                                     conv_norm_relu(2 * c, 4 * c, 3, 2, styles=s))
+        self.residuals = nn.Sequential(*[ResidualBlock(4 * c, s) for _ in range(res_blocks)])
+        self.decoder = nn.Sequential(Upsample(4 * c, 2 * c, s), Upsample(2 * c, c, s), ConvLayer(c, 3, 9))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 3, H, W) RGB [0, 1], H, W >= MIN_SIDE -> (N, 3, H, W) RGB [0, 1].
+        style (collections only): style weights, (S,) for the batch or (N, S) per image."""
+        set_style(self, style)
         h, w, m = x.shape[-2], x.shape[-1], BORDER_MARGIN
         y = self.decoder(self.residuals(self.encoder(reflect_margin(x))))
         return torch.sigmoid(y[..., m : m + h, m : m + w])
 
     def architecture(self) -> dict:
-        return {"channels": self.channels, "res_blocks": self.res_blocks}
+        arch = {"channels": self.channels, "res_blocks": self.res_blocks}
+        return {**arch, "styles": self.styles} if self.styles else arch
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The convolutions' weights: everything but the styles' own norm parameters."""
+        own = {id(p) for m in self.modules() if isinstance(m, StyleNorm) for p in m.parameters()}
+        return [p for p in self.parameters() if id(p) not in own]
+
+
+def set_style(net: nn.Module, style: torch.Tensor | None) -> None:
+    """Hand the style weights to every StyleNorm of net (before its forward)."""
+    norms = [m for m in net.modules() if isinstance(m, StyleNorm)]
+    if norms and style is None:
+        raise FstError("this network is a style collection: choose a style (style weights)")
+    if style is not None and not norms:
+        raise FstError("this network holds one style: it takes no style weights")
+    for m in norms:
+        m.weights = style.to(m.scale.dtype)
+
+
+def one_hot(index: torch.Tensor | int, styles: int) -> torch.Tensor:
+    """Style index (N,) or int -> weights (N, S) or (S,) that pick that style."""
+    return F.one_hot(torch.as_tensor(index), styles).float()
+
+
+def add_style_row(net: TransformerNet) -> TransformerNet:
+    """The same collection with one more style, its norm parameters started at the mean of the
+    others' (a neutral start between the known styles); the others' rows are copied exactly."""
+    grown = TransformerNet(net.channels, net.res_blocks, net.styles + 1)
+    state = net.state_dict()
+    for key, value in list(state.items()):
+        if key.endswith((".scale", ".shift")):
+            state[key] = torch.cat([value, value.mean(0, keepdim=True)])
+    grown.load_state_dict(state)
+    return grown
 
 
 def macs_per_pixel(channels: int, res_blocks: int) -> int:
@@ -115,7 +177,7 @@ def load_model(path: str, device="cpu") -> tuple[TransformerNet, dict]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         arch = state["meta"]["architecture"]
-        net = TransformerNet(arch["channels"], arch["res_blocks"])
+        net = TransformerNet(arch["channels"], arch["res_blocks"], arch.get("styles", 0))
         net.load_state_dict({k: v.float() for k, v in state["model"].items()})
     except FstError:
         raise

@@ -1,0 +1,221 @@
+"""Style collections: one network, each style its own norm parameters (conditional instance norm).
+
+A collection of two tiny styles trains, resumes exactly, exports, and each style or mix gives the
+output of its own parameters; --add-style leaves the shared weights bit-identical; stylize, styles
+and evaluate pick styles by name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fst import FstError
+from fst.losses import LossConfig, PerceptualLoss
+from fst.mixing import style_weights
+from fst.train import train
+from fst.transformer import StyleNorm, TransformerNet, load_model, one_hot
+
+from conftest import run_fst
+from test_train import photo_dir, tiny_config  # noqa: F401 (the fixture)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def two_styles(tmp_path_factory) -> list[str]:
+    """Two style images with distinct names: the Starry Night fixture and a crop of another photo."""
+    root = tmp_path_factory.mktemp("styles")
+    night = root / "night.jpg"
+    night.write_bytes((FIXTURES / "starry_night.jpg").read_bytes())
+    wings = root / "wings.jpg"
+    Image.open(FIXTURES / "butterfly.jpg").convert("RGB").crop((0, 0, 200, 160)).save(wings, quality=92)
+    return [str(night), str(wings)]
+
+
+def _random_norms(net: TransformerNet, seed: int = 0) -> TransformerNet:
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, StyleNorm):
+            m.scale.data = 0.5 + torch.rand(m.scale.shape, generator=g)
+            m.shift.data = torch.randn(m.shift.shape, generator=g) * 0.3
+    return net.eval()
+
+
+def single_network_with(net: TransformerNet, weights: torch.Tensor) -> TransformerNet:
+    """A plain single-style network (InstanceNorm2d affine) with the collection's convolutions and
+    the scale and shift rows mixed by `weights` (S,): what a style or a mix should compute."""
+    single = TransformerNet(net.channels, net.res_blocks)
+    state = {}
+    for key, value in net.state_dict().items():
+        if key.endswith(".scale"):
+            state[key[: -len("scale")] + "weight"] = weights @ value
+        elif key.endswith(".shift"):
+            state[key[: -len("shift")] + "bias"] = weights @ value
+        else:
+            state[key] = value
+    single.load_state_dict(state)
+    return single.eval()
+
+
+def test_each_style_and_mix_is_the_network_of_its_parameters():
+    net = _random_norms(TransformerNet(4, 2, styles=3))
+    x = torch.rand(2, 3, 29, 40)
+    mix = torch.tensor([0.2, 0.0, 0.8])
+    with torch.no_grad():
+        for weights in (one_hot(0, 3), one_hot(2, 3), mix):
+            expected = single_network_with(net, weights)(x)
+            torch.testing.assert_close(net(x, weights), expected, rtol=0, atol=2e-6)
+        # per-image styles in one batch (training) == each image alone
+        both = net(x, one_hot(torch.tensor([2, 0]), 3))
+        torch.testing.assert_close(both[0], net(x[:1], one_hot(2, 3))[0], rtol=0, atol=2e-6)
+        torch.testing.assert_close(both[1], net(x[1:], one_hot(0, 3))[0], rtol=0, atol=2e-6)
+        assert (net(x, one_hot(0, 3)) - net(x, one_hot(1, 3))).abs().max() > 0.01  # the styles do differ
+    with pytest.raises(FstError, match="collection"):
+        net(x)
+
+
+def test_separate_targets_are_each_style_alone(loss_network, two_styles):
+    from fst.losses import load_style_image
+
+    cfg = LossConfig()
+    styles = [torch.from_numpy(load_style_image(p, 64, cfg))[None] for p in two_styles]
+    both = PerceptualLoss(loss_network, styles, cfg, separate=True)
+    x, c = torch.rand(3, 3, 48, 48), torch.rand(3, 3, 48, 48)
+    index = torch.tensor([1, 0, 1])
+    per_image = both.style_loss_per_image(x, style_index=index)
+    for i, s in enumerate(index.tolist()):
+        alone = PerceptualLoss(loss_network, [styles[s]], cfg).style_loss_per_image(x[i : i + 1])
+        torch.testing.assert_close(per_image[i : i + 1], alone, rtol=1e-5, atol=0)
+    assert float(both(x, c, style_index=index)["style"]) == pytest.approx(float(per_image.mean()), rel=1e-6)
+
+
+def _collection(tmp, photo_dir, styles, **over):
+    return tiny_config(tmp, photo_dir, style=styles, collection=True, **{"name": "duo", **over})
+
+
+def test_collection_trains_resumes_exactly_and_records_its_styles(tmp_path, photo_dir, two_styles):
+    straight = train(_collection(tmp_path / "a", photo_dir, two_styles, steps=6), log=lambda *a: None)
+    train(_collection(tmp_path / "b", photo_dir, two_styles, steps=3), log=lambda *a: None)
+    resumed = train(_collection(tmp_path / "b", photo_dir, two_styles, steps=6),
+                    resume=str(tmp_path / "b" / "run" / "checkpoint.pth"), log=lambda *a: None)
+    a, b = (torch.load(p, weights_only=True) for p in (straight, resumed))
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    meta = a["meta"]
+    assert meta["style_names"] == ["night", "wings"] and meta["architecture"]["styles"] == 2
+    assert len(meta["style_sha256"]) == 2
+    # every style was trained: each row of every norm layer moved from its start (scale 1, shift 0)
+    for key, value in a["model"].items():
+        if key.endswith(".shift"):
+            assert (value.abs().amax(dim=1) > 0).all(), key
+    preview = Image.open(tmp_path / "a" / "run" / "preview_final.png")
+    assert preview.width == 3 * 32  # photo | night | wings (the held-out preview is 32 px wide)
+
+
+def test_add_style_trains_only_its_own_parameters(tmp_path, photo_dir, two_styles):
+    base = train(_collection(tmp_path / "base", photo_dir, two_styles[:1], steps=2, name="solo"), log=lambda *a: None)
+    added = train(tiny_config(tmp_path / "add", photo_dir, style=two_styles[1:], add_style=True, init=base, steps=3,
+                              name="solo2", channels=99), log=lambda *a: None)  # channels: the collection's, whatever given
+    a, b = (torch.load(p, weights_only=True) for p in (base, added))
+    assert b["meta"]["style_names"] == ["night", "wings"] and b["meta"]["architecture"]["styles"] == 2
+    for key, value in a["model"].items():
+        grown = b["model"][key]
+        if key.endswith((".scale", ".shift")):
+            assert torch.equal(grown[:1], value), key  # the old style: bit-identical
+        else:
+            assert torch.equal(grown, value), key  # the shared weights: bit-identical
+    moved = [not torch.equal(b["model"][k][1], a["model"][k][0]) for k in a["model"] if k.endswith(".scale")]
+    assert all(moved)  # the new style's own parameters were trained (it started from the mean: here row 0)
+
+
+def test_add_style_refuses_a_single_style_network_and_a_taken_name(tmp_path, photo_dir, two_styles):
+    single = train(tiny_config(tmp_path / "s", photo_dir, steps=1), log=lambda *a: None)
+    with pytest.raises(FstError, match="single-style network"):
+        train(tiny_config(tmp_path / "x", photo_dir, style=two_styles[:1], add_style=True, init=single), log=lambda *a: None)
+    duo = train(_collection(tmp_path / "d", photo_dir, two_styles, steps=1), log=lambda *a: None)
+    with pytest.raises(FstError, match="already holds a style named 'night'"):
+        train(tiny_config(tmp_path / "y", photo_dir, style=two_styles[:1], add_style=True, init=duo), log=lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, photo_dir, two_styles):
+    """A trained two-style collection and its ONNX file (export verifies a pure style and a mix)."""
+    tmp = tmp_path_factory.mktemp("collection")
+    model = train(_collection(tmp, photo_dir, two_styles, steps=4, channels=8), log=lambda *a: None)
+    onnx_path = tmp / "duo.onnx"
+    code, out, err = run_fst("export", model, "-o", onnx_path)
+    assert code == 0, err
+    assert "style weights [0.333, 0.667]" in out  # the mix was checked, not only the styles
+    return Path(model), onnx_path
+
+
+def test_onnx_collection_picks_and_mixes_like_the_parameters(exported):
+    import onnxruntime as ort
+
+    model, onnx_path = exported
+    net, _ = load_model(str(model))
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["fst.style_names"]) == ["night", "wings"] and "style_weights" in meta["fst.convention"]
+    x = np.random.default_rng(0).random((1, 3, 45, 61), dtype=np.float32)
+    for weights in ([1, 0], [0, 1], [0.25, 0.75]):
+        w = np.array(weights, np.float32)
+        ours = session.run(None, {"input": x * 255, "style_weights": w})[0] / 255
+        with torch.no_grad():
+            expected = single_network_with(net, torch.from_numpy(w))(torch.from_numpy(x)).numpy()
+        assert np.abs(ours - expected).max() < 1e-3, weights  # float rounding through the rearranged tail
+
+
+def test_stylize_by_style_name_and_mix(exported, tmp_path):
+    from fst.stylize import OnnxStylizer
+
+    _, onnx_path = exported
+    photo = FIXTURES / "kitten.jpg"
+    outs = {}
+    for label, args in {"wings": [f"{onnx_path}:wings"], "mix": [str(onnx_path), "--mix", "night=1,wings=3"],
+                        "first": [str(onnx_path)]}.items():
+        dst = tmp_path / f"{label}.png"
+        code, out, err = run_fst("stylize", photo, "-m", *args, "-o", dst, "--max-size", "96")
+        assert code == 0, err
+        outs[label] = np.asarray(Image.open(dst), np.float32)
+    stylizer = OnnxStylizer(str(onnx_path))
+    assert stylizer.name == "night"  # no choice: the first style
+    from fst.images import load_image
+
+    rgb = load_image(photo, max_side=96).rgb
+    expected = {label: stylizer(rgb, np.array(w, np.float32)).transpose(1, 2, 0)
+                for label, w in (("mix", [0.25, 0.75]), ("wings", [0, 1]), ("first", [1, 0]))}
+    for label, out in outs.items():  # each file is its weights' output, to 8-bit rounding
+        assert np.abs(out / 255 - expected[label]).max() <= 0.5 / 255 + 1e-6, label
+    assert np.abs(expected["wings"] - expected["first"]).max() > 2 / 255  # and the styles differ beyond rounding
+    # mistakes: one line each, exit 2
+    for args, message in ((["-m", f"{onnx_path}:nope"], "has no style 'nope' (its styles: night, wings)"),
+                          (["-m", onnx_path, "--style", "night", "--mix", "night=1"], "give one of them"),
+                          (["-m", onnx_path, "--mix", "night=-1"], "bad part"),
+                          (["-m", "starry_night", "--style", "night"], "holds one style")):
+        code, _, err = run_fst("stylize", photo, *args, "-o", tmp_path / "x.png")
+        assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_styles_lists_a_collections_styles(exported):
+    model, onnx_path = exported
+    code, out, err = run_fst("styles", onnx_path, model, "--json")
+    assert code == 0, err
+    assert [row["styles"] for row in json.loads(out)] == [["night", "wings"], ["night", "wings"]]
+
+
+def test_style_weights_are_normalised_and_labelled():
+    names = ["a", "b", "c"]
+    w, label = style_weights(names, mix="a=1,c=3")
+    assert w.tolist() == [0.25, 0.0, 0.75] and label == "a25+c75"
+    w, label = style_weights(names, style="b")
+    assert w.tolist() == [0.0, 1.0, 0.0] and label == "b"
+    assert style_weights([], None, None) == (None, "")
+    for bad in ("a=0", "a", "a=nan", "a=inf", "d=1"):
+        with pytest.raises(FstError):
+            style_weights(names, mix=bad)
