@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, default=1.0, help="0..1, blend with the original")
     p.add_argument("--preserve-color", action="store_true", help="stylized luminance, original colours")
     p.add_argument("--tile", type=int, default=0, metavar="N", help="stylize in overlapping N-pixel tiles (huge images)")
+    p.add_argument("--stroke-scale", type=float, default=1.0, metavar="S",
+                   help="strokes S times larger (1..16, default 1): stylize at 1/S of the size, then back to full "
+                        "size guided by the photo (large photos; faster too)")
     p.add_argument("--format", choices=["png", "jpg", "webp"], help="format of outputs named by fst (no -o, or -o FOLDER; default png)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--skip-existing", action="store_true", help="leave outputs that exist as they are (finish an interrupted folder)")

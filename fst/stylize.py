@@ -29,6 +29,7 @@ from fst.images import (
     save_image,
 )
 from fst.mixing import style_weights
+from fst.strokes import scale_error, stylize_scaled
 from fst.styles import resolve_style
 from fst.video import VIDEO_EXTENSIONS, is_video, stylize_videos, video_outputs
 
@@ -211,11 +212,23 @@ def stylize_tiled(stylizer, rgb: np.ndarray, tile: int, overlap: int | None = No
     return out / np.maximum(weight, 1e-6)
 
 
-def stylize_array(stylizer, rgb: np.ndarray, strength: float = 1.0, preserve_colors: bool = False, tile: int = 0) -> np.ndarray:
-    """The whole per-image pipeline on a (3, H, W) [0, 1] array."""
+def stylize_array(stylizer, rgb: np.ndarray, strength: float = 1.0, preserve_colors: bool = False, tile: int = 0,
+                  stroke_scale: float = 1.0) -> np.ndarray:
+    """The whole per-image pipeline on a (3, H, W) [0, 1] array.
+
+    In this order: the network (in tiles with `tile`; at 1/stroke_scale of the size, guided back
+    to full size, with a stroke scale: fst.strokes), then the original's colours and the blend with
+    it, both at full size against the full-size photo.
+    """
     if min(rgb.shape[1:]) < MIN_SIDE:
         raise FstError(f"{rgb.shape[2]}x{rgb.shape[1]} is too small (at least {MIN_SIDE} px a side)")
-    out = stylize_tiled(stylizer, rgb, tile) if tile else stylizer(rgb)
+
+    def network(x: np.ndarray) -> np.ndarray:
+        return stylize_tiled(stylizer, x, tile) if tile else stylizer(x)
+
+    if scale_error(stroke_scale, "stroke scale"):
+        raise FstError(scale_error(stroke_scale, "stroke scale"))
+    out = network(rgb) if stroke_scale == 1.0 else stylize_scaled(network, rgb, stroke_scale, MIN_SIDE)
     if preserve_colors:
         out = preserve_color(rgb, out)
     if strength < 1.0:
@@ -256,6 +269,8 @@ def run(args) -> int:
         raise FstError("--strength must be between 0 and 1")
     if args.tile and args.tile < 64:
         raise FstError("--tile must be at least 64 pixels")
+    if scale_error(args.stroke_scale):
+        raise FstError(scale_error(args.stroke_scale))
     inputs = find_images(args.inputs, extensions=IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
     if not inputs:
         raise FstError("no input images found")
@@ -281,7 +296,7 @@ def run(args) -> int:
     failed = 0
     if videos:
         failed = stylize_videos(videos, video_paths, lambda rgb: stylize_array(
-            stylizer, rgb, args.strength, args.preserve_color, args.tile), args)
+            stylizer, rgb, args.strength, args.preserve_color, args.tile, args.stroke_scale), args)
         if not jobs:
             return 1 if failed else 0
     if len(jobs) > 1:  # a progress bar over folders; a single image skips importing tqdm
@@ -291,7 +306,7 @@ def run(args) -> int:
     for src, dst in jobs:
         try:
             image = load_image(src, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, max_side=args.max_size)
-            out = stylize_array(stylizer, image.rgb, args.strength, args.preserve_color, args.tile)
+            out = stylize_array(stylizer, image.rgb, args.strength, args.preserve_color, args.tile, args.stroke_scale)
             save_image(dst, out, image.alpha, overwrite=args.overwrite)
             if len(jobs) == 1:
                 print(f"saved {dst}")

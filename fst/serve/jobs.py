@@ -25,7 +25,8 @@ def run_job(model, data: bytes, params: Params, max_pixels: int, max_size: int) 
         limit = min(params.max_size or max_size, max_size)
         # header checked before decoding; decoded once, shrunk (never enlarged) to the limit
         image = load_image(io.BytesIO(data), max_pixels=max_pixels, max_side=limit)
-        out = stylize_array(model.stylizer, image.rgb, params.strength, params.preserve_color)
+        out = stylize_array(model.stylizer, image.rgb, params.strength, params.preserve_color,
+                            stroke_scale=params.stroke_scale)
         meta = {"Software": f"fst {__version__}", "fst.model": model.name}
         encoded = encode_image(out, FORMATS[params.format][0], image.alpha, metadata=meta)
     except TooManyPixelsError as e:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from fst.serve.admission import BodyMemory, Draining
 from fst.serve.errors import ApiError, ClientGone, shown
+from fst.strokes import MAX_SCALE, scale_error
 from fst.stylize import MIN_SIDE
 
 # format parameter -> (Pillow format, content type, file extension)
@@ -24,7 +25,7 @@ FORMATS = {
     "webp": ("WEBP", "image/webp", "webp"),
 }
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-PARAMETERS = ("model", "strength", "preserve_color", "max_size", "format")
+PARAMETERS = ("model", "strength", "preserve_color", "max_size", "format", "stroke_scale")
 RAW_TYPES = ("image/", "application/octet-stream")  # a raw body must say it is an image
 MULTIPART = "multipart/form-data"
 CLOSE = {"Connection": "close"}  # stop reading what the client still sends
@@ -37,13 +38,17 @@ class Params:
     preserve_color: bool = False
     max_size: int | None = None
     format: str = "png"
+    stroke_scale: float = 1.0
 
 
 def parse_params(values: dict[str, str], default_model: str) -> Params:
     """{name: text} (query parameters, then multipart fields over them) -> Params, or 422."""
-    strength = _number(values, "strength", float, 1.0)
+    strength = _number(values, "strength", float, 1.0, "a number between 0 and 1")
     if not 0.0 <= strength <= 1.0:  # NaN fails too
         raise ApiError(422, f"strength: must be between 0 and 1, got {shown(values['strength'])}")
+    stroke_scale = _number(values, "stroke_scale", float, 1.0, f"a number from 1 to {MAX_SCALE:g}")
+    if scale_error(stroke_scale):  # NaN and infinity too
+        raise ApiError(422, f"stroke_scale: must be a number from 1 to {MAX_SCALE:g}, got {shown(values['stroke_scale'])}")
     max_size = _number(values, "max_size", int, None)
     if max_size is not None and max_size < MIN_SIDE:
         raise ApiError(422, f"max_size: must be at least {MIN_SIDE}, got {max_size}")
@@ -53,17 +58,16 @@ def parse_params(values: dict[str, str], default_model: str) -> Params:
     word = values.get("preserve_color", "").strip().lower() or "false"
     if word not in TRUE_WORDS | FALSE_WORDS:
         raise ApiError(422, f"preserve_color: expected true or false, got {shown(values['preserve_color'])}")
-    return Params(values.get("model") or default_model, strength, word in TRUE_WORDS, max_size, fmt)
+    return Params(values.get("model") or default_model, strength, word in TRUE_WORDS, max_size, fmt, stroke_scale)
 
 
-def _number(values: dict[str, str], name: str, kind, default):
+def _number(values: dict[str, str], name: str, kind, default, what: str = "a whole number"):
     text = values.get(name, "").strip()
     if not text:
         return default
     try:
         return kind(text)
     except ValueError:
-        what = "a whole number" if kind is int else "a number between 0 and 1"
         raise ApiError(422, f"{name}: expected {what}, got {shown(text)}") from None
 
 

@@ -2,7 +2,7 @@
 
   POST /v1/stylize            the image as the raw body (Content-Type image/*), or multipart field
                               `image`; parameters model, strength, preserve_color, max_size,
-                              format as query parameters or multipart fields (fields win)
+                              stroke_scale, format as query parameters or multipart fields (fields win)
   GET  /v1/models             the models: what a client needs to choose one
   GET  /v1/models/{name}      one model
   GET  /v1/models/{name}/painting   a JPEG thumbnail of the style's painting
@@ -32,7 +32,7 @@ from fst.serve.jobs import run_job
 from fst.serve.metrics import Metrics
 from fst.serve.models import Model
 from fst.serve.parsing import (
-    FORMATS, MIN_SIDE, Params, check_request, drain_refused_body, parse_params, read_body, read_multipart,
+    FORMATS, MAX_SCALE, MIN_SIDE, Params, check_request, drain_refused_body, parse_params, read_body, read_multipart,
 )
 
 # A refused upload is read on (and dropped) up to this many times --max-body before the close.
@@ -136,6 +136,9 @@ PARAMETER_DOCS = [
      "description": "keep the photo's colours (luminance-only transfer)"},
     {"name": "max_size", "in": "query", "schema": {"type": "integer", "minimum": MIN_SIDE},
      "description": "longest output side; never above the server's --max-size; smaller images are not enlarged"},
+    {"name": "stroke_scale", "in": "query", "schema": {"type": "number", "minimum": 1, "maximum": MAX_SCALE, "default": 1},
+     "description": "strokes this many times larger: stylized at 1/stroke_scale of the size, then back to full size "
+                    "guided by the photo (after max_size)"},
     {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["png", "jpeg", "webp"], "default": "png"},
      "description": "output format (any letter case)"},
 ]

@@ -155,6 +155,7 @@ async function stylize() {
   form.append("strength", String($("strength").value / 100));
   form.append("preserve_color", $("preserve").checked ? "true" : "false");
   form.append("max_size", $("max-size").value);
+  form.append("stroke_scale", $("stroke-scale").value);
   form.append("format", format);
   setBusy(true);
   setStatus("Painting…");
@@ -203,7 +204,7 @@ async function stylize() {
 function wireControls() {
   const strength = $("strength");
   strength.addEventListener("input", () => { $("strength-value").textContent = `${strength.value}%`; });
-  for (const id of ["strength", "preserve"]) {
+  for (const id of ["strength", "preserve", "stroke-scale"]) {
     $(id).addEventListener("change", () => { if (state.hasResult) stylize(); });
   }
   $("stylize").addEventListener("click", stylize);
