@@ -50,8 +50,11 @@ PAINTINGS = {
                                   "artist": "J. M. W. Turner", "year": "c. 1810", "scan": EXAMPLES_SCAN},
     "woman_with_a_hat": {"painting": "Woman with a Hat", "artist": "Henri Matisse", "year": "1905", "scan": EXAMPLES_SCAN},
 }
-# Shipped style collections (one network, many styles): name -> its styles, in weight order.
-COLLECTIONS = {"classics": sorted(PAINTINGS)}
+# Shipped style collections (one network, many styles): name -> its styles, in weight order (the
+# order of the file's fst.style_names; tests/test_shipped.py checks it).
+COLLECTIONS = {"classics": ["bal_du_moulin_de_la_galette", "cafe_terrace_at_night", "composition_viii", "composition_vii",
+                            "great_wave", "shipwreck_of_the_minotaur", "starry_night", "the_night_cafe", "the_scream",
+                            "udnie", "woman_with_a_hat"]}
 
 
 PACKAGE = Path(__file__).resolve().parent

@@ -17,6 +17,8 @@ from fst.bench.work import fst_net_macs, pe_net_macs
 
 SAME = "PE eval, fst's network (same weights)"
 OWN = "PE eval, its network (width 32)"
+SINGLE = "fst ONNX Runtime fp32"
+COLLECTION = "fst ONNX Runtime fp32, collection {name} ({count} styles)"  # its first style; another output
 # fst's export check allows 0.05 on the 0..255 scale between ONNX Runtime and PyTorch (fst export --tolerance)
 OUTPUT_TOLERANCE = 0.05
 
@@ -48,7 +50,19 @@ def _jobs(ctx: Context, net, pe_net) -> tuple[dict, list[str]]:
 
     jobs[SAME] = ("baseline", "float32", pe(net))
     jobs[OWN] = ("baseline", "float32", pe(pe_net))
+    jobs.update(_collection_jobs(ctx))
     return jobs, notes
+
+
+def _collection_jobs(ctx: Context) -> dict:
+    """The shipped style collections, timed beside the single-style network (same width): a
+    collection's norm layers take their scale and shift from a (S,) x (S, C) product per call."""
+    from fst.stylize import OnnxStylizer
+    from fst.styles import available_collections, shipped_files
+
+    return {COLLECTION.format(name=name, count=len(styles)):
+            ("collection", "float32", OnnxStylizer(str(shipped_files(name)["onnx"]), ctx.device.type))
+            for name, styles in available_collections().items()}
 
 
 def run(ctx: Context) -> dict:
@@ -79,7 +93,7 @@ def run(ctx: Context) -> dict:
             row["gflops"] = 2 * macs / row["seconds"] / 1e9
             if precision == "float32" and peak:
                 row["percent_of_peak"] = 100 * row["gflops"] / peak
-            if name != OWN:
+            if role != "collection" and name != OWN:
                 row["max_difference_255"] = float(np.abs(fn(rgb) - reference).max() * 255)
                 row["same_output"] = precision != "float32" or row["max_difference_255"] <= OUTPUT_TOLERANCE
             rows.append(row)
@@ -89,5 +103,10 @@ def run(ctx: Context) -> dict:
             if row["role"] == "fst" and row["precision"] == "float32":
                 row["speedup_vs_same_network"] = by_name[SAME]["seconds"] / row["seconds"]
                 row["speedup_vs_pe"] = by_name[OWN]["seconds"] / row["seconds"]
+        for row in by_name.values():
+            if row["role"] == "collection" and SINGLE in by_name:
+                row["time_vs_single_style"] = row["seconds"] / by_name[SINGLE]["seconds"]
+                notes.append(f"{size}²: {row['name']}: {row['time_vs_single_style']:.2f}x the time of the "
+                             f"single-style network ({ctx.model.name})")
     return {"sizes": plan.stylize_sizes, "architecture": arch, "output_tolerance_255": OUTPUT_TOLERANCE,
             "rows": rows, "notes": notes}
