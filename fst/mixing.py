@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fst import FstError
+from fst import FstError, shown
+
+
+class UnknownStyle(FstError):
+    """A style name the collection does not hold (`fst serve` answers it 404, like an unknown model)."""
 
 
 def parse_mix(text: str) -> list[tuple[str, float]]:
@@ -23,7 +27,7 @@ def parse_mix(text: str) -> list[tuple[str, float]]:
         except ValueError:
             weight = float("nan")
         if not name.strip() or not weight >= 0 or weight == float("inf"):  # NaN fails too
-            raise FstError(f"--mix: bad part {item!r} (use STYLE=WEIGHT,STYLE=WEIGHT with weights >= 0)")
+            raise FstError(f"--mix: bad part {shown(item)} (use STYLE=WEIGHT,STYLE=WEIGHT with weights >= 0)")
         parts.append((name.strip(), weight))
     if not parts or sum(w for _, w in parts) <= 0:
         raise FstError("--mix: give at least one style with a positive weight (STYLE=WEIGHT,...)")
@@ -44,11 +48,14 @@ def style_weights(names: list[str], style: str | None = None, mix: str | list | 
     parts = parse_mix(mix) if isinstance(mix, str) else list(mix or []) or [(style or names[0], 1.0)]
     unknown = [name for name, _ in parts if name not in names]
     if unknown:
-        raise FstError(f"{model} has no style {unknown[0]!r} (its styles: {', '.join(names)})")
-    weights = np.zeros(len(names), np.float32)
+        raise UnknownStyle(f"{model} has no style {shown(unknown[0])} (its styles: {', '.join(names)})")
+    # Each weight over the largest first, in float64: huge weights (1e300 parses) sum to no inf
+    # (a NaN mix, garbage pictures), and the sum of the rest stays exact enough to normalise.
+    top = max(weight for _, weight in parts)
+    weights = np.zeros(len(names))
     for name, weight in parts:
-        weights[names.index(name)] += weight
-    weights /= weights.sum()
+        weights[names.index(name)] += weight / top
+    weights = (weights / weights.sum()).astype(np.float32)
     used = [(names[i], weights[i]) for i in np.flatnonzero(weights)]
     label = used[0][0] if len(used) == 1 else "+".join(f"{n}{round(100 * w)}" for n, w in used)
     return weights, label

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -47,8 +48,9 @@ def server():
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def page(server):
+@contextmanager
+def browser_page(url: str):
+    """A headless Chromium page at `url`; its `errors` collects script errors and CSP violations."""
     assert os.path.isfile(CHROMIUM), f"{CHROMIUM} is missing: apt-get install -y chromium"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -58,11 +60,17 @@ def page(server):
         page.on("pageerror", lambda e: errors.append(str(e)))
         # Console errors too: a Content-Security-Policy violation is reported only there.
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Security Policy" in m.text else None)
-        page.goto(server.url + "/")
+        page.goto(url)
         page.errors = errors
         yield page
         context.close()
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with browser_page(server.url + "/") as page:
+        yield page
 
 
 DISPLAY_JS = "(id) => getComputedStyle(document.getElementById(id)).display"

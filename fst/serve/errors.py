@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
-ECHO_LIMIT = 80  # characters of a client's value quoted back in an error message
+from fst import shown  # noqa: F401 (the routes and the parser import it from here)
 
 
 class ApiError(Exception):
@@ -18,12 +18,6 @@ class ApiError(Exception):
 
 class ClientGone(Exception):
     """The client hung up (during the upload, in the queue or while its job ran): logged as 499."""
-
-
-def shown(value) -> str:
-    """A client's value for an error message: repr, cut to ECHO_LIMIT characters."""
-    text = repr(value)
-    return text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 5] + "...'"
 
 
 def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:

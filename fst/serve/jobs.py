@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import time
+from functools import partial
 
 from fst import FstError, __version__
 from fst.images import DECODED_FORMATS, BrokenImageError, NotAnImageError, TooManyPixelsError, encode_image, load_image
@@ -25,9 +26,10 @@ def run_job(model, data: bytes, params: Params, max_pixels: int, max_size: int) 
         limit = min(params.max_size or max_size, max_size)
         # header checked before decoding; decoded once, shrunk (never enlarged) to the limit
         image = load_image(io.BytesIO(data), max_pixels=max_pixels, max_side=limit)
-        out = stylize_array(model.stylizer, image.rgb, params.strength, params.preserve_color,
-                            stroke_scale=params.stroke_scale)
-        meta = {"Software": f"fst {__version__}", "fst.model": model.name}
+        # a collection's style weights go with each call: the shared stylizer is never changed
+        stylizer = model.stylizer if params.weights is None else partial(model.stylizer, weights=params.weights)
+        out = stylize_array(stylizer, image.rgb, params.strength, params.preserve_color, stroke_scale=params.stroke_scale)
+        meta = {"Software": f"fst {__version__}", "fst.model": model.name, **({"fst.style": params.label} if params.label else {})}
         encoded = encode_image(out, FORMATS[params.format][0], image.alpha, metadata=meta)
     except TooManyPixelsError as e:
         raise ApiError(413, str(e).split(" (raise it")[0].replace("the limit", "this server's limit")) from None

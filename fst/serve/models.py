@@ -1,9 +1,10 @@
 """The models a server runs: one ONNX Runtime session per fp32 `*.onnx` in --models, loaded once.
 
 A model's name is its file name without `.onnx`; the reduced-precision variants `fst export`
-writes beside a model (`NAME.fp16.onnx`, `NAME.int8.onnx`) are skipped. What the API publishes
-of a model is what a client needs to pick one: not its training settings (data paths, held-out
-files).
+writes beside a model (`NAME.fp16.onnx`, `NAME.int8.onnx`) are skipped. A collection (one network,
+several styles: metadata fst.style_names) publishes its styles, each with its painting where one is
+known. What the API publishes of a model is what a client needs to pick one: not its training
+settings (data paths, held-out files).
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from typing import Any
 from urllib.parse import quote
 
 from fst import FstError
-from fst.styles import SHIPPED, shipped_files
+from fst.styles import PAINTINGS, SHIPPED, shipped_files
 
 log = logging.getLogger("fst.server")
 
 VARIANT_SUFFIXES = (".fp16.onnx", ".int8.onnx")
 PAINTING_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 THUMBNAIL_SIDE = 384
-PUBLIC_METADATA = ("fst.style", "fst.styles", "fst.architecture", "fst.convention", "fst.version")
+PUBLIC_METADATA = ("fst.style", "fst.styles", "fst.style_names", "fst.architecture", "fst.convention", "fst.version")
 
 
 @dataclass
@@ -36,10 +37,16 @@ class Model:
     stylizer: Any  # fst.stylize.OnnxStylizer
     thumbnail: bytes | None = None  # JPEG of the painting, for the web page
     info: dict = field(default_factory=dict)  # SHIPPED entry: painting, artist, year, scan
+    style_thumbnails: dict[str, bytes] = field(default_factory=dict)  # a collection's, by style name
 
     @property
     def style(self) -> str:
         return self.stylizer.metadata.get("fst.style", "")
+
+    @property
+    def styles(self) -> list[str]:
+        """A collection's style names, in weight order; [] for a single-style network."""
+        return self.stylizer.styles
 
     def describe(self, default: str) -> dict:
         meta = self.stylizer.metadata
@@ -50,15 +57,28 @@ class Model:
             "painting": self.info.get("painting"),
             "artist": self.info.get("artist"),
             "year": self.info.get("year"),
-            "painting_url": f"/v1/models/{quote(self.name, safe='')}/painting" if self.thumbnail else None,
+            "painting_url": f"{self.url}/painting" if self.thumbnail else None,
             "architecture": _json_or_none(meta.get("fst.architecture")),
             "metadata": {k: meta[k] for k in PUBLIC_METADATA if k in meta},
+            "styles": [self._describe_style(name) for name in self.styles],
         }
 
-    def content_disposition(self, ext: str) -> str:
-        """`inline` with an ASCII filename and the exact UTF-8 one (RFC 6266): any model name fits."""
-        fallback = re.sub(r"[^A-Za-z0-9._-]", "_", self.name) or "stylized"
-        return f"inline; filename=\"{fallback}.{ext}\"; filename*=UTF-8''{quote(f'{self.name}.{ext}', safe='')}"
+    @property
+    def url(self) -> str:
+        return f"/v1/models/{quote(self.name, safe='')}"
+
+    def _describe_style(self, name: str) -> dict:
+        info = PAINTINGS.get(name, {})
+        return {"name": name, "painting": info.get("painting"), "artist": info.get("artist"), "year": info.get("year"),
+                "painting_url": f"{self.url}/styles/{quote(name, safe='')}/painting"
+                if name in self.style_thumbnails else None}
+
+    def content_disposition(self, ext: str, label: str = "") -> str:
+        """`inline` with an ASCII filename and the exact UTF-8 one (RFC 6266): any model name fits.
+        The file is named after the style or mix (`label`) of a collection, else the model."""
+        stem = label or self.name
+        fallback = re.sub(r"[^A-Za-z0-9._-]", "_", stem) or "stylized"
+        return f"inline; filename=\"{fallback}.{ext}\"; filename*=UTF-8''{quote(f'{stem}.{ext}', safe='')}"
 
 
 def _json_or_none(text: str | None):
@@ -111,6 +131,12 @@ def load_models(folder: str | os.PathLike, threads: int) -> dict[str, Model]:
         # release_memory: each run gives its arena back (else every model keeps its largest run)
         stylizer = OnnxStylizer(str(path), threads=threads, release_memory=True)
         stylizer(warm)  # first run allocates; do it before the first user waits
-        painting = _painting_path(name, folder)
-        models[name] = Model(name, path, stylizer, _thumbnail(painting) if painting else None, dict(SHIPPED.get(name, {})))
+        models[name] = Model(name, path, stylizer, _painting_thumbnail(name, folder), dict(SHIPPED.get(name, {})),
+                             {style: thumb for style in stylizer.styles if (thumb := _painting_thumbnail(style, folder))})
     return models
+
+
+def _painting_thumbnail(name: str, folder: Path) -> bytes | None:
+    """The thumbnail of a model's or a style's painting; None where there is no painting (yet)."""
+    painting = _painting_path(name, folder)
+    return _thumbnail(painting) if painting else None

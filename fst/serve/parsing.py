@@ -1,17 +1,23 @@
 """What a stylize request asks for: its parameters, its content type and its body.
 
 Query parameters and multipart fields go through the same parser (fields win), so `format=PNG`
-means the same in both. The body is read here, before admission, within the body timeout and
-the size and memory limits.
+means the same in both. The parser also resolves the model and, for a collection, the style or
+mix (`model=NAME:STYLE`, `style=STYLE` or `mix=A=0.6,B=0.4`) into its style weights. The body is
+read here, before admission, within the body timeout and the size and memory limits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import numpy as np
+
+from fst import FstError
+from fst.mixing import UnknownStyle, style_weights
 from fst.serve.admission import BodyMemory, Draining
 from fst.serve.errors import ApiError, ClientGone, shown
 from fst.strokes import MAX_SCALE, scale_error
@@ -25,7 +31,7 @@ FORMATS = {
     "webp": ("WEBP", "image/webp", "webp"),
 }
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-PARAMETERS = ("model", "strength", "preserve_color", "max_size", "format", "stroke_scale")
+PARAMETERS = ("model", "style", "mix", "strength", "preserve_color", "max_size", "format", "stroke_scale")
 RAW_TYPES = ("image/", "application/octet-stream")  # a raw body must say it is an image
 MULTIPART = "multipart/form-data"
 CLOSE = {"Connection": "close"}  # stop reading what the client still sends
@@ -39,10 +45,13 @@ class Params:
     max_size: int | None = None
     format: str = "png"
     stroke_scale: float = 1.0
+    weights: np.ndarray | None = field(default=None, compare=False)  # a collection's (S,) style weights
+    label: str = ""  # a collection's style or mix, for file names ("" for a single-style model)
 
 
-def parse_params(values: dict[str, str], default_model: str) -> Params:
-    """{name: text} (query parameters, then multipart fields over them) -> Params, or 422."""
+def parse_params(values: dict[str, str], default_model: str, catalog: Mapping[str, list[str]]) -> Params:
+    """{name: text} (query parameters, then multipart fields over them) -> Params; 422 for a bad
+    value, 404 for a model or style the server lacks. catalog: each model's style names ([] for one)."""
     strength = _number(values, "strength", float, 1.0, "a number between 0 and 1")
     if not 0.0 <= strength <= 1.0:  # NaN fails too
         raise ApiError(422, f"strength: must be between 0 and 1, got {shown(values['strength'])}")
@@ -58,7 +67,32 @@ def parse_params(values: dict[str, str], default_model: str) -> Params:
     word = values.get("preserve_color", "").strip().lower() or "false"
     if word not in TRUE_WORDS | FALSE_WORDS:
         raise ApiError(422, f"preserve_color: expected true or false, got {shown(values['preserve_color'])}")
-    return Params(values.get("model") or default_model, strength, word in TRUE_WORDS, max_size, fmt, stroke_scale)
+    model, weights, label = _style_choice(values, default_model, catalog)
+    return Params(model, strength, word in TRUE_WORDS, max_size, fmt, stroke_scale, weights, label)
+
+
+def _style_choice(values: dict[str, str], default_model: str, catalog: Mapping[str, list[str]]):
+    """model, style and mix -> (model name, its style weights or None, the style's or mix's label)."""
+    spec = values.get("model") or default_model
+    model, named = spec, ""
+    if spec not in catalog and ":" in spec:  # NAME:STYLE, as `fst stylize -m` takes it
+        model, _, named = spec.rpartition(":")
+    if model not in catalog:
+        raise unknown_model(spec, catalog)
+    style, mix = values.get("style", "").strip(), values.get("mix", "").strip()
+    if named and (style or mix):
+        raise ApiError(422, f"model: {shown(spec)} names a style already: drop style and mix, or name the model alone")
+    try:
+        weights, label = style_weights(catalog[model], named or style or None, mix or None, f"model {shown(model)}")
+    except UnknownStyle as e:
+        raise ApiError(404, str(e)) from None
+    except FstError as e:  # fst.mixing speaks of the CLI's --style and --mix: here, the parameters
+        raise ApiError(422, str(e).replace("--style", "style").replace("--mix", "mix")) from None
+    return model, weights, label
+
+
+def unknown_model(name: str, models) -> ApiError:
+    return ApiError(404, f"unknown model {shown(name)} (available: {', '.join(models)})")
 
 
 def _number(values: dict[str, str], name: str, kind, default, what: str = "a whole number"):

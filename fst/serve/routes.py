@@ -1,11 +1,12 @@
 """The endpoints. Each handler reads the server's state from `request.app.state.fst`.
 
   POST /v1/stylize            the image as the raw body (Content-Type image/*), or multipart field
-                              `image`; parameters model, strength, preserve_color, max_size,
+                              `image`; parameters model, style, mix, strength, preserve_color, max_size,
                               stroke_scale, format as query parameters or multipart fields (fields win)
-  GET  /v1/models             the models: what a client needs to choose one
+  GET  /v1/models             the models (a collection with its styles): what a client needs to choose one
   GET  /v1/models/{name}      one model
   GET  /v1/models/{name}/painting   a JPEG thumbnail of the style's painting
+  GET  /v1/models/{name}/styles/{style}/painting   the same for a style of a collection
   GET  /healthz               liveness and load (503 while draining)
   GET  /metrics               Prometheus text format
   GET  /                      the web page (fst/static/)
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from fst.serve.metrics import Metrics
 from fst.serve.models import Model
 from fst.serve.parsing import (
     FORMATS, MAX_SCALE, MIN_SIDE, Params, check_request, drain_refused_body, parse_params, read_body, read_multipart,
+    unknown_model,
 )
 
 # A refused upload is read on (and dropped) up to this many times --max-body before the close.
@@ -54,11 +56,18 @@ class ServerState:
     memory: BodyMemory
     metrics: Metrics
     executor: ThreadPoolExecutor
+    catalog: dict[str, list[str]] = field(init=False)  # each model's style names, for parse_params
+
+    def __post_init__(self):
+        self.catalog = {name: m.styles for name, m in self.models.items()}
 
     def model(self, name: str) -> Model:
         if name not in self.models:
-            raise ApiError(404, f"unknown model {shown(name)} (available: {', '.join(self.models)})")
+            raise unknown_model(name, self.models)
         return self.models[name]
+
+    def params(self, values: dict[str, str]) -> Params:
+        return parse_params(values, self.default, self.catalog)
 
     def refusal(self) -> ApiError:
         """503 + Retry-After: the queue is full, or the server is draining."""
@@ -122,14 +131,35 @@ async def painting(request: Request, name: str):
     model = state(request).model(name)
     if not model.thumbnail:
         raise ApiError(404, f"model {shown(name)} has no painting")
-    return Response(model.thumbnail, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
+    return _thumbnail(model.thumbnail)
+
+
+@router.api_route("/v1/models/{name}/styles/{style}/painting", methods=["GET", "HEAD"], response_class=Response,
+                  summary="A JPEG thumbnail of the painting of a style of a collection",
+                  responses={200: {"content": {"image/jpeg": {}}},
+                             404: {"description": "unknown model or style, or no painting"}})
+async def style_painting(request: Request, name: str, style: str):
+    thumbnail = state(request).model(name).style_thumbnails.get(style)
+    if not thumbnail:
+        raise ApiError(404, f"model {shown(name)} has no painting for a style {shown(style)}")
+    return _thumbnail(thumbnail)
+
+
+def _thumbnail(jpeg: bytes) -> Response:
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
 
 
 # --------------------------------------------------------------------------------- stylize
 
 IMAGE_BODY = {"schema": {"type": "string", "format": "binary"}}
 PARAMETER_DOCS = [
-    {"name": "model", "in": "query", "schema": {"type": "string"}, "description": "model name (default: the server's default)"},
+    {"name": "model", "in": "query", "schema": {"type": "string"},
+     "description": "model name (default: the server's default); NAME:STYLE picks a style of a collection"},
+    {"name": "style", "in": "query", "schema": {"type": "string"},
+     "description": "a style of a collection model, by name (default: its first style; see GET /v1/models)"},
+    {"name": "mix", "in": "query", "schema": {"type": "string"}, "example": "starry_night=0.6,the_scream=0.4",
+     "description": "a mix of a collection's styles, STYLE=WEIGHT,... (weights >= 0, normalised to sum to 1); "
+                    "not with style"},
     {"name": "strength", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 1, "default": 1},
      "description": "0: the original, 1: fully stylized"},
     {"name": "preserve_color", "in": "query", "schema": {"type": "boolean", "default": False},
@@ -158,10 +188,10 @@ MULTIPART_SCHEMA = {"schema": {"type": "object", "required": ["image"], "propert
     responses={
         200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}, "description": "the stylized image"},
         400: {"description": "broken image or malformed body"}, 403: {"description": "a cross-site form post"},
-        404: {"description": "unknown model"}, 408: {"description": "the body did not arrive within --body-timeout"},
+        404: {"description": "unknown model, or a style the collection lacks"}, 408: {"description": "the body did not arrive within --body-timeout"},
         413: {"description": "body or image over the server's limits"},
         415: {"description": "not an image, or not in an accepted format"},
-        422: {"description": "bad parameter, or image too small"},
+        422: {"description": "bad parameter (a style or mix for a single-style model too), or image too small"},
         503: {"description": "queue full or shutting down; see Retry-After"},
         504: {"description": "not answered within the server's timeout"},
     },
@@ -184,8 +214,7 @@ async def _stylize(request: Request, s: ServerState) -> Response:
     try:  # refused before reading the body: answered, the rest of the body dropped, the connection closed
         multipart = check_request(request.headers, request.headers.get("host"))
         query = dict(request.query_params)
-        params = parse_params(query, s.default)
-        model = s.model(params.model)
+        params = s.params(query)
     except ApiError as e:
         e.headers.setdefault("Connection", "close")
         await _drop_rest_of_body(request, s)
@@ -203,19 +232,20 @@ async def _stylize(request: Request, s: ServerState) -> Response:
         data = body
         if multipart:
             data, fields = await read_multipart(request.scope, body, s.config.max_body)
-            params = parse_params({**query, **fields}, s.default)
-            model = s.model(params.model)
+            params = s.params({**query, **fields})
         if not data:
             raise ApiError(400, 'empty body: send an image (raw body, or multipart field "image")')
+        model = s.models[params.model]
         encoded, (width, height), seconds = await _admitted(request, s, model, data, params)
     finally:
         s.memory.give(len(body))
     _, media_type, ext = FORMATS[params.format]
     return Response(encoded, media_type=media_type, headers={
         "X-Fst-Model": quote(model.name, safe=""),
+        **({"X-Fst-Style": quote(params.label, safe="")} if params.label else {}),
         "X-Fst-Size": f"{width}x{height}",
         "X-Fst-Inference-Ms": f"{seconds * 1000:.1f}",
-        "Content-Disposition": model.content_disposition(ext),
+        "Content-Disposition": model.content_disposition(ext, params.label),
     })
 
 

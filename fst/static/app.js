@@ -2,7 +2,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, model: null, originalUrl: null, resultUrl: null, seq: 0, hasResult: false };
+// model: the chosen model's name; style: the chosen style of a collection (null for a single-style
+// model); styles: each collection's styles, by model name (the mixer's second style comes from there).
+const state = { file: null, model: null, style: null, styles: {}, originalUrl: null, resultUrl: null, seq: 0,
+                hasResult: false };
 
 function setStatus(text, isError = false) {
   const el = $("status");
@@ -30,8 +33,15 @@ async function loadModels() {
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const data = await res.json();
     box.textContent = "";
-    for (const m of data.models) box.appendChild(styleCard(m));
-    selectModel(data.default || (data.models[0] && data.models[0].name));
+    const singles = data.models.filter((m) => !(m.styles || []).length);
+    if (singles.length) box.appendChild(styleGroup(null, singles.map((m) => styleCard(m, m.name, null))));
+    for (const m of data.models.filter((m) => (m.styles || []).length)) {
+      state.styles[m.name] = m.styles;
+      const cards = m.styles.map((st) => styleCard(st, m.name, st.name));
+      box.appendChild(styleGroup(`${m.name} · ${m.styles.length} styles in one network`, cards));
+    }
+    const first = data.models.find((m) => m.name === data.default) || data.models[0];
+    if (first) selectStyle(first.name, (first.styles || []).length ? first.styles[0].name : null);
   } catch (err) {
     box.innerHTML = "";
     const p = document.createElement("p");
@@ -41,15 +51,32 @@ async function loadModels() {
   }
 }
 
-function styleCard(m) {
+// A titled group of cards: the single-style models (no title), or the styles of one collection.
+function styleGroup(title, cards) {
+  const group = document.createElement("div");
+  group.className = title ? "group collection" : "group";
+  if (title) {
+    const h = document.createElement("h3");
+    h.textContent = title;
+    group.appendChild(h);
+  }
+  group.append(...cards);
+  return group;
+}
+
+// m: a model of /v1/models, or a style of a collection's (both have painting, artist, year,
+// painting_url); style: that style's name, null for a single-style model.
+function styleCard(m, model, style) {
   const card = document.createElement("button");
   card.type = "button";
   card.className = "style-card";
-  card.dataset.model = m.name;
+  card.dataset.model = model;
+  if (style) card.dataset.style = style;
   card.setAttribute("role", "radio");
   card.setAttribute("aria-checked", "false");
   const title = m.painting || m.name.replace(/_/g, " ");
-  card.title = m.artist ? `${title}, ${m.artist}${m.year ? " (" + m.year + ")" : ""}` : title;
+  const credit = m.artist ? `${title}, ${m.artist}${m.year ? " (" + m.year + ")" : ""}` : title;
+  card.title = style ? `${model}: ${credit}` : credit;
   if (m.painting_url) {
     const img = document.createElement("img");
     img.src = m.painting_url;
@@ -71,19 +98,44 @@ function styleCard(m) {
   cap.append(b, i);
   card.appendChild(cap);
   card.addEventListener("click", () => {
-    const changed = state.model !== m.name;
-    selectModel(m.name);
+    const changed = state.model !== model || state.style !== style;
+    selectStyle(model, style);
     if (changed && state.hasResult) stylize();
   });
   return card;
 }
 
-function selectModel(name) {
-  state.model = name || null;
+function selectStyle(model, style) {
+  state.model = model || null;
+  state.style = style || null;
   for (const card of document.querySelectorAll(".style-card")) {
-    card.setAttribute("aria-checked", String(card.dataset.model === name));
+    const chosen = card.dataset.model === state.model && (card.dataset.style || null) === state.style;
+    card.setAttribute("aria-checked", String(chosen));
   }
+  fillMixer();
   $("stylize").disabled = !state.file || !state.model;
+}
+
+// The mixer offers the other styles of the chosen style's collection; hidden for a single-style model.
+function fillMixer() {
+  const others = (state.styles[state.model] || []).filter((st) => st.name !== state.style);
+  const select = $("mix-style");
+  const kept = select.value;
+  select.textContent = "";
+  for (const st of others) select.add(new Option(st.painting || st.name.replace(/_/g, " "), st.name));
+  if (others.some((st) => st.name === kept)) select.value = kept;
+  $("mixer").hidden = !others.length;
+}
+
+// The chosen style (style) or, with the slider above 0 %, its mix with the second style (mix).
+function addStyleFields(form) {
+  const share = Number($("mix").value) / 100;
+  const second = $("mix-style").value;
+  if (state.style && second && share > 0 && !$("mixer").hidden) {
+    form.append("mix", `${state.style}=${(1 - share).toFixed(2)},${second}=${share.toFixed(2)}`);
+  } else if (state.style) {
+    form.append("style", state.style);
+  }
 }
 
 // ------------------------------------------------------------------ the photo
@@ -152,6 +204,7 @@ async function stylize() {
   const form = new FormData();
   form.append("image", state.file, state.file.name || "photo");
   form.append("model", state.model);
+  addStyleFields(form);
   form.append("strength", String($("strength").value / 100));
   form.append("preserve_color", $("preserve").checked ? "true" : "false");
   form.append("max_size", $("max-size").value);
@@ -187,7 +240,9 @@ async function stylize() {
     const ext = format === "jpeg" ? "jpg" : format;
     const link = $("download");
     link.href = state.resultUrl;
-    link.download = `${stem(state.file.name)}_${state.model}.${ext}`;
+    // a collection's answer names its style or mix (X-Fst-Style, URL-encoded)
+    const label = decodeURIComponent(res.headers.get("X-Fst-Style") || "") || state.model;
+    link.download = `${stem(state.file.name)}_${label}.${ext}`;
     link.textContent = `Download ${ext.toUpperCase()}`;
     link.hidden = false;
     setStatus(`Done in ${seconds} s.`);
@@ -204,7 +259,9 @@ async function stylize() {
 function wireControls() {
   const strength = $("strength");
   strength.addEventListener("input", () => { $("strength-value").textContent = `${strength.value}%`; });
-  for (const id of ["strength", "preserve", "stroke-scale"]) {
+  const mix = $("mix");
+  mix.addEventListener("input", () => { $("mix-value").textContent = `${mix.value}%`; });
+  for (const id of ["strength", "preserve", "stroke-scale", "mix", "mix-style"]) {
     $(id).addEventListener("change", () => { if (state.hasResult) stylize(); });
   }
   $("stylize").addEventListener("click", stylize);
