@@ -33,7 +33,7 @@ def _stylizer(network: str, style: str | None) -> OnnxStylizer:
 
 
 def test_the_shipped_networks_are_there():
-    assert len(SHIPPED) >= 2 and DEFAULT_STYLE in SHIPPED
+    assert len(SHIPPED) >= 4 and DEFAULT_STYLE in SHIPPED
     assert available_styles() == list(SHIPPED)
     for name in SHIPPED:
         files = shipped_files(name)

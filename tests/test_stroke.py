@@ -161,14 +161,17 @@ def test_cli_refuses_bad_scales_in_one_line(value, tmp_path):
         stylize_array(None, np.zeros((3, 32, 32), np.float32), stroke_scale=float(value) if value != "big" else 0.0)
 
 
+CATALOG = {"starry_night": []}  # the server's models and their styles (a single-style network: none)
+
+
 def test_server_takes_stroke_scale(starry):
-    assert parse_params({"stroke_scale": "2"}, "starry_night").stroke_scale == 2.0
-    assert parse_params({}, "starry_night").stroke_scale == 1.0
+    assert parse_params({"stroke_scale": "2"}, "starry_night", CATALOG).stroke_scale == 2.0
+    assert parse_params({}, "starry_night", CATALOG).stroke_scale == 1.0
     for bad in ("0.9", "nan", "x", "100"):
         with pytest.raises(ApiError) as refused:
-            parse_params({"stroke_scale": bad}, "starry_night")
+            parse_params({"stroke_scale": bad}, "starry_night", CATALOG)
         assert refused.value.status == 422 and "stroke_scale" in str(refused.value)
     model = SimpleNamespace(stylizer=starry, name="starry_night")
-    params = parse_params({"stroke_scale": "2.5", "max_size": "300"}, "starry_night")
+    params = parse_params({"stroke_scale": "2.5", "max_size": "300"}, "starry_night", CATALOG)
     data, size, _ = run_job(model, NUTHATCH.read_bytes(), params, 10**7, 2048)
     assert size == (300, 188) and Image.open(io.BytesIO(data)).size == size  # max_size first, then the scale
