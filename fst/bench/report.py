@@ -60,6 +60,8 @@ def _stylize(result: dict) -> Table:
                   ["size", "implementation", "precision", "ms", "vs PE, same network", "vs PE, its network",
                    "GFLOP/s", "% of peak", "max diff vs PE (0..255)", "peak RSS MB (+during)"])
     for r in result["rows"]:
+        if r["role"] == "collection":  # its own figure is a note: time against the single network
+            continue
         diff = f"{r['max_difference_255']:.3f}" if "max_difference_255" in r else "—"
         _add(table, r, [r["precision"], f"{r['seconds'] * 1000:.1f}", _x(r.get("speedup_vs_same_network")),
                         _x(r.get("speedup_vs_pe")), f"{r['gflops']:.1f}", _pct(r), diff, _mem(r)])

@@ -106,7 +106,8 @@ def run(ctx: Context) -> dict:
         for row in by_name.values():
             if row["role"] == "collection" and SINGLE in by_name:
                 row["time_vs_single_style"] = row["seconds"] / by_name[SINGLE]["seconds"]
-                notes.append(f"{size}²: {row['name']}: {row['time_vs_single_style']:.2f}x the time of the "
-                             f"single-style network ({ctx.model.name})")
+                notes.append(f"{size}²: {row['name']}: {row['seconds'] * 1000:.1f} ms, "
+                             f"{row['time_vs_single_style']:.2f}x the single-style network's "
+                             f"{by_name[SINGLE]['seconds'] * 1000:.1f} ms ({ctx.model.name}, interleaved)")
     return {"sizes": plan.stylize_sizes, "architecture": arch, "output_tolerance_255": OUTPUT_TOLERANCE,
             "rows": rows, "notes": notes}
