@@ -286,7 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
     p.add_argument("--repeats", type=int, help="timed repeats per figure, after warm-up (default 5 for peak, "
                                                "stylize and command, 3 for train and optimize; 2-3 with --quick)")
-    p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,command,train,optimize (stylize and train bring peak along)")
+    p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,command,train,optimize,video (stylize "
+                                                      "and train bring peak along; video runs only when named)")
+    p.add_argument("--video", metavar="CLIP", help="the video section's clip (default ../shared/data/videos/box.mp4 "
+                                                   "beside the repository)")
     return parser
 
 

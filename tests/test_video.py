@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES, REPO, run_fst
+from fst.video import DEFAULT_STABILITY
 from fst.video.flow import warp
 from fst.video.measure import warping_error
 from fst.video.stabilize import Stabilizer, contrast_keeping_blend
@@ -302,3 +303,32 @@ def test_moving_object_leaves_no_trail():
     ghost = np.abs(out[uncovered] - stylize(frames[t])[uncovered]).max()
     assert ghost < 0.05  # plain blending (mask = 1) leaves 0.8 of the square's colour here
     assert np.abs(out - stylize(frames[t])).mean() < 0.02
+
+
+def test_bench_video_section_quick(tmp_path):
+    """`fst bench --quick --only video` on a few-frame clip: both modes timed in fresh processes, the
+    stabilized one's flicker below per-frame's, the ratios those of its rows, and the section only
+    when asked for (it takes minutes at full settings)."""
+    import json
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=25)  # ~10 s on 2 idle cores
+    code, stdout, stderr = run_fst("bench", "--quick", "--only", "video", "--video", clip, "--model", "great_wave",
+                                   "--json", timeout=120)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert list(report["sections"]) == ["video"] and report["command"].endswith("--video clip.mp4")
+    video = report["sections"]["video"]
+    rows = {r["name"]: r for r in video["rows"]}
+    default = f"stability {DEFAULT_STABILITY}"
+    assert list(rows) == [default, "per-frame"]  # --quick: no memory rows
+    stabilized, per_frame = rows[default], rows["per-frame"]
+    for row in rows.values():
+        assert row["frames"] == 25 and len(row["times"]) == 1 and row["fps"] == pytest.approx(25 / row["seconds"])
+        assert row["memory"]["peak_rss_scope"] == "child process" and row["style"] > 0
+        assert row["source_warping_error"] < row["warping_error"]
+    assert stabilized["warping_error"] < per_frame["warping_error"]
+    assert video["ratios"]["warping_error"] == pytest.approx(stabilized["warping_error"] / per_frame["warping_error"])
+    assert video["ratios"]["time_per_frame"] == pytest.approx(stabilized["seconds"] / per_frame["seconds"])
+    assert video["ratios"]["style"] == pytest.approx(stabilized["style"] / per_frame["style"])
+    code, stdout, stderr = run_fst("bench", "--quick", "--only", "video", "--video", tmp_path / "none.mp4", timeout=60)
+    assert code == 2 and stderr.strip() == f"fst: error: {tmp_path / 'none.mp4'}: no such clip (the video section needs one: --video CLIP)"

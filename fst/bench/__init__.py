@@ -6,7 +6,7 @@ measured in one run and printed as README shows it.
     baselines.py  pytorch/examples' fast_neural_style and the PyTorch tutorial's Gatys, as written
     check.py      do a baseline and fst compute the same loss? (bound from float rounding)
     work.py       arithmetic counts for GFLOP/s
-    sections/     peak, stylize, command, train, optimize: one module each
+    sections/     peak, stylize, command, train, optimize: one module each; video: fst/video/bench.py
     report.py     text, Markdown (--markdown), JSON
 
 Nothing here imports torch at module level: `fst.bench.baselines.pe_eval_command` runs in fresh
@@ -44,10 +44,10 @@ FIXED_NOTES = [
 
 
 def _sections(only: str | None) -> list[str]:
-    from fst.bench.sections import SECTIONS
+    from fst.bench.sections import OPT_IN, SECTIONS
 
     if not only:
-        return list(SECTIONS)
+        return [s for s in SECTIONS if s not in OPT_IN]
     wanted = [s.strip() for s in only.split(",") if s.strip()]
     unknown = [s for s in wanted if s not in SECTIONS]
     if unknown or not wanted:
@@ -58,7 +58,8 @@ def _sections(only: str | None) -> list[str]:
 
 
 def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None = None, vgg_weights: str | None = None,
-          repeats: int | None = None, only: str | None = None, command: str = "fst bench") -> dict:
+          repeats: int | None = None, only: str | None = None, command: str = "fst bench",
+          video: str | None = None) -> dict:
     if repeats is not None and repeats < 1:
         raise FstError("--repeats must be at least 1")
     names = _sections(only)
@@ -74,7 +75,14 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
     if device.type not in ("cpu", "cuda"):
         raise FstError(f"--device {device_name}: fst bench runs on cpu or cuda")
     model = resolve(model_spec)
-    if "train" in names or "optimize" in names:
+    if "video" in names:  # a missing clip or extra is a one-line error before any timing
+        from fst.video import require_video_libs
+        from fst.video.bench import DEFAULT_CLIP
+
+        require_video_libs()
+        if not os.path.isfile(video or DEFAULT_CLIP):
+            raise FstError(f"{video or DEFAULT_CLIP}: no such clip (the video section needs one: --video CLIP)")
+    if {"train", "optimize", "video"} & set(names):
         from fst.vgg import load_loss_network
 
         load_loss_network(vgg_weights, "cpu")  # a missing file is a one-line error before any timing
@@ -94,7 +102,7 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
     }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fst-bench-") as workdir:
-        ctx = Context(plan, device, Timer(device), model, Inputs(), workdir, vgg_weights)
+        ctx = Context(plan, device, Timer(device), model, Inputs(), workdir, vgg_weights, video)
         for name in names:
             result = section(name)(ctx)
             report["notes"] += result.pop("notes", [])
@@ -134,10 +142,11 @@ def run(args) -> int:
     shown = " ".join(["fst bench"] + [flag for flag, on in (("--quick", args.quick), ("--markdown", args.markdown)) if on]
                      + [f"{flag} {value}" for flag, value in (("--only", args.only), ("--repeats", args.repeats),
                                                               ("--device", args.device if args.device != "cpu" else None),
-                                                              ("--model", args.model and os.path.basename(args.model)))
+                                                              ("--model", args.model and os.path.basename(args.model)),
+                                                              ("--video", args.video and os.path.basename(args.video)))
                         if value])
     report = bench(quick=args.quick, device_name=args.device, model_spec=args.model, vgg_weights=args.vgg_weights,
-                   repeats=args.repeats, only=args.only, command=shown)
+                   repeats=args.repeats, only=args.only, command=shown, video=args.video)
     if args.json and args.json != "-":
         with open(args.json, "w") as f:
             f.write(output.as_json(report))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from fst.bench.harness import Timer
 from fst.bench.inputs import Inputs, Model
 
-SECTION_NAMES = ("peak", "stylize", "command", "train", "optimize")
+SECTION_NAMES = ("peak", "stylize", "command", "train", "optimize", "video")
 
 
 @dataclass
@@ -28,12 +28,12 @@ class Plan:
     def make(cls, quick: bool, repeats: int | None) -> "Plan":
         if quick:  # CI: every row and check at toy sizes, ~1 minute on 2 busy cores
             plan = cls(True, [64, 128], [64], [64], command_size=128, train_style_size=128, peak_n=1024,
-                       calibration_size=64, warmup={**dict.fromkeys(SECTION_NAMES, 1), "command": 0},
-                       repeats={"peak": 3, "stylize": 3, "command": 2, "train": 2, "optimize": 2})
+                       calibration_size=64, warmup={**dict.fromkeys(SECTION_NAMES, 1), "command": 0, "video": 0},
+                       repeats={"peak": 3, "stylize": 3, "command": 2, "train": 2, "optimize": 2, "video": 1})
         else:
             plan = cls(False, [256, 512, 1024], [128, 256], [256, 512],
-                       warmup={"peak": 1, "stylize": 2, "command": 1, "train": 1, "optimize": 1},
-                       repeats={"peak": 5, "stylize": 5, "command": 5, "train": 3, "optimize": 3})
+                       warmup={"peak": 1, "stylize": 2, "command": 1, "train": 1, "optimize": 1, "video": 0},
+                       repeats={"peak": 5, "stylize": 5, "command": 5, "train": 3, "optimize": 3, "video": 2})
         if repeats is not None:
             plan.repeats = dict.fromkeys(plan.repeats, repeats)
         return plan
@@ -50,6 +50,7 @@ class Context:
     inputs: Inputs
     workdir: str
     vgg_weights: str | None
+    video: str | None = None  # the video section's clip (None: fst.video.bench.DEFAULT_CLIP)
     peak: dict = field(default_factory=dict)  # {"float32": GFLOP/s, "bfloat16": ...} from the peak section
     _loss_net: object = None
 

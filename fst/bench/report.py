@@ -96,6 +96,30 @@ def _optimize(result: dict) -> Table:
     return table
 
 
+def _ratio(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def video_table(result: dict) -> Table:
+    """fst.video.bench's rows: speed, flicker and style term of the whole command, stabilized beside per-frame."""
+    size = f", --max-size {result['max_size']}" if result.get("max_size") else ""
+    cut = f"the first {result['seconds_of_clip']:g} s" if result.get("seconds_of_clip") else "all"
+    r = result["ratios"]
+    table = Table(f"Video: fst stylize {result['clip']} -m {result['model']} ({cut}{size}), whole command in fresh "
+                  f"processes, best of {result['repeats']}; stabilized / per-frame: warping error "
+                  f"{_ratio(r['warping_error'])}, time per frame {_ratio(r['time_per_frame'])}, style term "
+                  f"{_ratio(r['style'])}",
+                  ["frames", "mode", "s", "fps", "warping error (source)", "style term", "peak RSS MB"])
+    for row in result["rows"]:
+        flicker = f"{row['warping_error']:.2f} ({row['source_warping_error']:.2f})" if "warping_error" in row else "—"
+        style = f"{row['style']:.3f}" if row.get("style") is not None else "—"
+        mode = row["name"] + (f" (--max-size {row['max_size']})" if "max_size" in row else "")
+        table.rows.append([str(row["frames"]), mode, f"{row['seconds']:.1f}", f"{row['fps']:.2f}", flicker, style,
+                           f"{row['memory']['peak_rss_mb']:.0f}"])
+        table.bold.append(row["role"] == "fst")
+    return table
+
+
 def _generic(name: str, result: dict) -> Table:
     """Any other section (e.g. one added at merge): its rows' names, sizes and times."""
     table = Table(name, ["size", "implementation", "s (median)", "peak RSS MB"])
@@ -104,7 +128,8 @@ def _generic(name: str, result: dict) -> Table:
     return table
 
 
-LAYOUTS = {"peak": _peak, "stylize": _stylize, "command": _command, "train": _train, "optimize": _optimize}
+LAYOUTS = {"peak": _peak, "stylize": _stylize, "command": _command, "train": _train, "optimize": _optimize,
+           "video": video_table}
 
 
 def tables(report: dict) -> list[Table]:
@@ -147,17 +172,21 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def table_text(table: Table) -> str:
+    """The table as aligned text, its title first; fst's rows marked *."""
+    grid = [table.headers] + [[("* " if bold else "  ") + c if i == 1 else c for i, c in enumerate(cells)]
+                              for cells, bold in zip(table.rows, table.bold)]
+    grid[0] = [("  " + h if i == 1 else h) for i, h in enumerate(grid[0])]
+    widths = [max(len(row[i]) for row in grid) for i in range(len(table.headers))]
+    return "\n".join([table.title] + ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                                      for row in grid])
+
+
 def text(report: dict) -> str:
     lines = [line.replace("**", "").replace("`", "") for line in header_lines(report)]
     lines += [n for n in report["notes"] if n.startswith("WARNING")]
     for table in tables(report):
-        grid = [table.headers] + [[("* " if bold else "  ") + c if i == 1 else c for i, c in enumerate(cells)]
-                                  for cells, bold in zip(table.rows, table.bold)]
-        grid[0] = [("  " + h if i == 1 else h) for i, h in enumerate(grid[0])]
-        widths = [max(len(row[i]) for row in grid) for i in range(len(table.headers))]
-        lines += ["", table.title]
-        for row in grid:
-            lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        lines += ["", table_text(table)]
     lines += ["", "* fst's rows. Notes:"] + [f"- {n}" for n in report["notes"] if not n.startswith("WARNING")]
     return "\n".join(lines)
 

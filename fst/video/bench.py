@@ -1,58 +1,46 @@
 """Video benchmark: the whole `fst stylize CLIP` command, stabilized against per-frame.
 
-    python -m fst.video.bench [--video box.mp4] [--model great_wave] [--seconds 5] [--repeats 2]
+    fst bench --only video [--quick] [--video CLIP]          (the section of fst bench)
+    python -m fst.video.bench [--video box.mp4] [--seconds 5] [--repeats 2] [--weights 0.5,0.9]
 
 speed    frames per second of the whole command (start-up, decode, stylize, flow, encode, audio
          copy) in fresh processes, the modes interleaved so that a busy machine slows them
-         alike; peak RSS of each process (its VmHWM).
+         alike; each process's own peak RSS (fst.bench.harness.run_command).
 flicker  the warping error (fst.video.measure) of both outputs, and the source's own.
 style    the style term J_style of both outputs on sampled frames, with the model's training loss
          (fst.evaluate.load_criterion; this part imports torch: it is a measurement).
-memory   peak RSS of a short and a long run (the clip looped by remuxing, no re-encode) at a small
-         --max-size: frames stream, so it must not grow with the length.
-`bench_video` returns the rows and the printed table; `fst bench` shows the same table.
+memory   peak RSS of 10 s of the clip and of the clip played `loops` times (looped by remuxing, no
+         re-encode) at a small --max-size: frames stream, so it must not grow with the length.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from fst.video import DEFAULT_STABILITY
-from fst.video.measure import measure_files, video_frames
+from fst import FstError
+from fst.video import DEFAULT_STABILITY  # (this package's __init__ imports neither PyAV nor OpenCV)
 
 REPO = Path(__file__).resolve().parent.parent.parent
+DEFAULT_CLIP = REPO.parent / "shared" / "data" / "videos" / "box.mp4"  # the build machines' clip (issue 13)
+STABILIZED, PER_FRAME = f"stability {DEFAULT_STABILITY}", "per-frame"
 
 
-# `fst ARGS` that reports its own peak RSS on exit. VmHWM counts only this program's memory image:
-# ru_maxrss of a child would include the benchmark's own memory, copied at fork before the exec.
-_PEAK_WRAPPER = (
-    "import atexit, sys\n"
-    "def peak():\n"
-    "    status = open('/proc/self/status').read()\n"
-    "    print('fst-peak-rss-kib', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
-    "atexit.register(peak)\n"
-    "from fst.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
+def fst_command(args: list[str], log_path: str) -> tuple[float, float]:
+    """One `fst ARGS` in a fresh process: (wall seconds, its own peak RSS in MB)."""
+    import sys
+
+    from fst.bench.harness import run_command
+
+    return run_command([sys.executable, "-m", "fst", *args], log_path)
 
 
-def timed(args: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB, frames written) of one whole `fst` command in a fresh process (Linux)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *args], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        raise RuntimeError(f"fst {' '.join(args)} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
-    frames = int(re.search(r"\((\d+) frames\)", proc.stdout).group(1))
-    peak_kib = int(re.search(r"fst-peak-rss-kib (\d+)", proc.stderr).group(1))
-    return wall, peak_kib / 1024, frames
+def frames_in(path: str) -> int:
+    from fst.video.io import VideoSource
+
+    with VideoSource(path) as source:
+        return source.expected_frames() or 0
 
 
 def loop_clip(source: str, target: str, times: int) -> None:
@@ -79,6 +67,7 @@ def style_terms(model: str, path: str, every: int, vgg_weights: str | None = Non
     import torch
 
     from fst.evaluate import load_criterion
+    from fst.video.measure import video_frames
 
     criterion, _ = load_criterion(model, vgg_weights=vgg_weights)
     terms = []
@@ -90,30 +79,57 @@ def style_terms(model: str, path: str, every: int, vgg_weights: str | None = Non
     return float(np.mean(terms))
 
 
+def _row(name: str, role: str, runs: list[tuple[float, float]], frames: int, **extra) -> dict:
+    """A table row from the (seconds, peak MB) of each run: the least disturbed run's speed."""
+    best = min(t for t, _ in runs)
+    return {"section": "video", "size": None, "name": name, "role": role, "frames": frames, "seconds": best,
+            "times": [round(t, 3) for t, _ in runs], "fps": frames / best,
+            "memory": {"peak_rss_mb": round(max(m for _, m in runs), 1), "peak_rss_scope": "child process"}, **extra}
+
+
 def bench_video(video: str, model: str = "great_wave", seconds: float | None = 5.0, repeats: int = 2,
-                weights: tuple[float, ...] = (), style_every: int = 30, memory_size: int = 160, memory_loops: int = 4,
-                vgg_weights: str | None = None, workdir: str | None = None) -> tuple[list[dict], str]:
-    """Rows (stabilized at the default weight, per-frame, other --stability weights, memory) and the table."""
+                weights: tuple[float, ...] = (), style_every: int = 30, max_size: int | None = None,
+                memory_size: int = 160, memory_loops: int = 4, vgg_weights: str | None = None,
+                workdir: str | None = None, log=lambda message: None) -> dict:
+    """Rows (stabilized at the default weight, per-frame, other --stability weights, memory), the
+    stabilized / per-frame ratios and the settings: fst bench's "video" section."""
+    from fst.video import require_video_libs
+
+    require_video_libs()
+    from fst.video.measure import measure_files
+
+    if not os.path.isfile(video):
+        raise FstError(f"{video}: no such clip (the video bench needs one: --video CLIP)")
     work = workdir or tempfile.mkdtemp(prefix="fst-video-bench-")
-    cut = ["--duration", str(seconds)] if seconds else []
-    modes = {f"stability {DEFAULT_STABILITY}": [], "per-frame": ["--per-frame"],
+    cut = (["--duration", str(seconds)] if seconds else []) + (["--max-size", str(max_size)] if max_size else [])
+    modes = {STABILIZED: [], PER_FRAME: ["--per-frame"],
              **{f"stability {w}": ["--stability", str(w)] for w in weights if w != DEFAULT_STABILITY}}
     outputs = {mode: os.path.join(work, f"{mode.replace(' ', '_')}.mp4") for mode in modes}
     runs: dict[str, list] = {mode: [] for mode in modes}
-    for _ in range(repeats):  # interleaved: a neighbour's load hits all modes alike
+    for k in range(repeats):  # interleaved: a neighbour's load hits all modes alike
         for mode, flags in modes.items():
-            runs[mode].append(timed(["stylize", video, "-m", model, "-o", outputs[mode], "--overwrite", *cut, *flags]))
+            runs[mode].append(fst_command(["stylize", video, "-m", model, "-o", outputs[mode], "--overwrite", *cut,
+                                           *flags], os.path.join(work, "stylize.log")))
+            log(f"video: {mode}, run {k + 1} of {repeats}: {runs[mode][-1][0]:.1f} s")
     rows = []
     for mode in modes:
-        best = min(runs[mode])  # the least disturbed run
         flicker = measure_files(video, outputs[mode])
-        rows.append({"section": "video", "mode": mode, "frames": best[2], "seconds": best[0], "fps": best[2] / best[0],
-                     "peak_rss_mib": max(r[1] for r in runs[mode]), "warping_error": flicker["output"],
-                     "source_warping_error": flicker["source"],
-                     "style": style_terms(model, outputs[mode], style_every, vgg_weights) if style_every else None})
+        style = style_terms(model, outputs[mode], style_every, vgg_weights) if style_every else None
+        rows.append(_row(mode, "fst" if mode == STABILIZED else "baseline" if mode == PER_FRAME else "reference",
+                         runs[mode], frames_in(outputs[mode]), warping_error=flicker["output"],
+                         source_warping_error=flicker["source"], style=style))
+    ratios = _ratios(rows[0], rows[1])
     if memory_loops:
         rows += memory_rows(video, model, memory_size, memory_loops, work)
-    return rows, format_table(rows, video, model)
+    return {"clip": os.path.basename(video), "model": model, "seconds_of_clip": seconds, "max_size": max_size,
+            "repeats": repeats, "style_every": style_every, "rows": rows, "ratios": ratios}
+
+
+def _ratios(stabilized: dict, per_frame: dict) -> dict:
+    """Stabilized / per-frame: warping error, time per frame (whole command), style term."""
+    style = stabilized["style"] / per_frame["style"] if stabilized.get("style") else None
+    return {"warping_error": stabilized["warping_error"] / per_frame["warping_error"],
+            "time_per_frame": per_frame["fps"] / stabilized["fps"], "style": style}
 
 
 def memory_rows(video: str, model: str, size: int, loops: int, work: str) -> list[dict]:
@@ -122,37 +138,44 @@ def memory_rows(video: str, model: str, size: int, loops: int, work: str) -> lis
     rows = []
     long_clip = os.path.join(work, "looped.mp4")
     loop_clip(video, long_clip, loops)
+    output = os.path.join(work, "memory.mp4")
     for name, path, extra in [("memory short", video, ["--duration", "10"]), ("memory long", long_clip, [])]:
-        wall, rss, frames = timed(["stylize", path, "-m", model, "-o", os.path.join(work, "memory.mp4"), "--overwrite",
-                                   "--max-size", str(size), *extra])
-        rows.append({"section": "video", "mode": name, "frames": frames, "seconds": wall, "fps": frames / wall,
-                     "peak_rss_mib": rss, "max_size": size})
+        run = fst_command(["stylize", path, "-m", model, "-o", output, "--overwrite", "--max-size", str(size), *extra],
+                          os.path.join(work, "stylize.log"))
+        rows.append(_row(name, "reference", [run], frames_in(output), max_size=size))
     return rows
 
 
-def format_table(rows: list[dict], video: str, model: str) -> str:
-    stabilized, per_frame = rows[0], rows[1]
-    lines = [f"video: fst stylize {os.path.basename(video)} -m {model}, whole command, best of the interleaved runs",
-             f"{'mode':<14} {'frames':>6} {'s':>7} {'fps':>6} {'peak RSS MiB':>12} {'warp err':>8} {'style':>8}"]
-    for r in rows:
-        extra = (f"{r['warping_error']:>8.2f} {r['style']:>8.3f}" if r.get("style") is not None else
-                 f"{r['warping_error']:>8.2f}" if "warping_error" in r else f"  (--max-size {r['max_size']})")
-        lines.append(f"{r['mode']:<14} {r['frames']:>6} {r['seconds']:>7.1f} {r['fps']:>6.2f} {r['peak_rss_mib']:>12.0f} {extra}")
-    lines.append(f"source warping error {stabilized['source_warping_error']:.2f}; stabilized / per-frame: warping error "
-                 f"{stabilized['warping_error'] / per_frame['warping_error']:.2f}, time per frame "
-                 f"{per_frame['fps'] / stabilized['fps']:.2f}"
-                 + (f", style term {stabilized['style'] / per_frame['style']:.3f}" if stabilized.get("style") else ""))
-    return "\n".join(lines)
+def run(ctx) -> dict:
+    """`fst bench --only video`: not in the default run (minutes on 2 cores, and it needs a clip);
+    --quick: 1 s of the clip at --max-size 160, one round, no memory rows (CI: seconds)."""
+    from fst.bench.harness import log
+
+    quick = ctx.plan.quick
+    video = ctx.video or str(DEFAULT_CLIP)
+    result = bench_video(video, ctx.model.spec or "great_wave", seconds=1.0 if quick else 5.0,
+                         repeats=ctx.plan.repeats["video"], style_every=10 if quick else 30,
+                         max_size=160 if quick else None, memory_loops=0 if quick else 4,
+                         vgg_weights=ctx.vgg_weights, workdir=ctx.workdir, log=log)
+    notes = ["video: best of the interleaved runs (the least disturbed); warping error on 0..255, against the source's "
+             "own; style term: the model's J_style on every "
+             f"{result['style_every']}th frame of the encoded output"]
+    if quick:
+        notes.append("video --quick: 1 s of the clip at --max-size 160, no memory rows")
+    return {**result, "notes": notes}
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
+    from fst.bench.report import table_text, video_table
+
     p = argparse.ArgumentParser(prog="python -m fst.video.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--video", default=str(REPO.parent / "shared" / "data" / "videos" / "box.mp4"))
+    p.add_argument("--video", default=str(DEFAULT_CLIP))
     p.add_argument("--model", default="great_wave")
     p.add_argument("--seconds", type=float, default=5.0, help="stylize this much of the clip (0: all of it)")
+    p.add_argument("--max-size", type=int, help="--max-size of the stylize runs")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--weights", default="", help="also these --stability weights, comma-separated")
     p.add_argument("--style-every", type=int, default=30, help="style term on every N-th frame (0: skip, no torch)")
@@ -162,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     weights = tuple(float(w) for w in args.weights.split(",") if w.strip())
-    rows, table = bench_video(args.video, args.model, args.seconds or None, args.repeats, weights, args.style_every,
-                              args.memory_size, args.memory_loops, args.vgg_weights)
-    print(json.dumps(rows, indent=2) if args.json else table)
+    result = bench_video(args.video, args.model, args.seconds or None, args.repeats, weights, args.style_every,
+                         args.max_size, args.memory_size, args.memory_loops, args.vgg_weights)
+    print(json.dumps(result, indent=2) if args.json else table_text(video_table(result)))
     return 0
 
 

@@ -1,6 +1,7 @@
 """The sections of `fst bench`, in the order they run: name -> function(Context) -> result dict
 with "rows" (peak: "probes"). A section is one module; add one here to have it run and reported
-(its rows get the generic table in fst/bench/report.py unless a layout is added there)."""
+(its rows get the generic table in fst/bench/report.py unless a layout is added there).
+OPT_IN sections run only when --only names them."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ SECTIONS = {
     "command": "fst.bench.sections.command:run",
     "train": "fst.bench.sections.train:run",
     "optimize": "fst.bench.sections.optimize:run",
-    # "video": "fst.video.bench:run",  # from the video branch: wired by the lead at merge
+    "video": "fst.video.bench:run",
 }
+# video: 4-5 minutes on 2 cores (whole commands on 5 s of a clip, twice each, and the memory runs),
+# about as long as all the others together, and it needs the video extra and a clip
+OPT_IN = {"video"}
 
 
 def section(name: str):
