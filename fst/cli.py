@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add-style", metavar="IMAGE", help="add this style to the collection --init names, training only "
                    "its own norm parameters (the shared weights stay bit-identical); a style of the same name already "
                    "there is trained further instead")
+    p.add_argument("--stability-weight", type=_weight, help="weight of the stability term for video: a slightly moved "
+                   f"and noised photo's output should be the same move of the output (default {t.stability_weight:g}: off)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing final model and run folder")
 
     p = sub.add_parser("export", help="export a trained model to ONNX and verify it")

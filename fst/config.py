@@ -110,6 +110,9 @@ class TrainConfig:
     # only its norm parameters trained (the shared weights and the other styles stay as they are).
     collection: bool = False
     add_style: bool = False
+    # Weight of the stability term (fst.stability: the output of a slightly moved, noised photo should
+    # be the same move of the output; for video). 0: off, as measured best for photos (README: Video).
+    stability_weight: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

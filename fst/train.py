@@ -27,6 +27,7 @@ from fst.data import PhotoFolder, coco_subset, split_validation
 from fst.images import load_image, save_image
 from fst.losses import PerceptualLoss, load_style_image
 from fst.runtime import CtrlC, pick_amp, pick_device
+from fst.stability import stability_term, step_generator
 from fst.transformer import StyleNorm, TransformerNet, add_style_row, load_model, one_hot
 from fst.vgg import file_sha256, load_loss_network
 
@@ -356,7 +357,8 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                 if cfg.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 style, style_index = batch_styles(trained, net.styles, at.step, len(batch), rank, world, device)
-                terms = train_step(model, criterion, optimizer, batch, style, style_index if cfg.collection else None)
+                terms = train_step(model, criterion, optimizer, batch, style, style_index if cfg.collection else None,
+                                   cfg.stability_weight, step_generator(cfg.seed, at.step, rank))
                 at.step += 1
                 at.batch_in_epoch += 1
                 now = time.perf_counter()
@@ -474,10 +476,17 @@ def _preview(net, val_images: list[np.ndarray], device, path: str, trained: list
 
 
 def train_step(model, criterion: PerceptualLoss, optimizer, batch: torch.Tensor, style: torch.Tensor | None = None,
-               style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               style_index: torch.Tensor | None = None, stability_weight: float = 0.0,
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """One optimizer step on a batch of photos (N, 3, S, S) in [0, 1]; returns the loss terms.
-    A collection's: style (N, S) weights for the network, style_index (N,) for separate targets."""
-    terms = criterion(model(batch, style), batch, style_index=style_index)
+    A collection's: style (N, S) weights for the network, style_index (N,) for separate targets.
+    stability_weight > 0: plus that times J_stability (fst.stability, its motions drawn from generator),
+    a term of its own in the log."""
+    output = model(batch, style)
+    terms = criterion(output, batch, style_index=style_index)
+    if stability_weight:
+        terms["stability"] = stability_term(model, batch, output, style, generator)
+        terms["total"] = terms["total"] + stability_weight * terms["stability"]
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     optimizer.step()
