@@ -21,7 +21,7 @@ from fst import FstError
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp", ".ogv"}
 DEFAULT_CRF = 18  # x264's "visually lossless" end; stylized strokes suffer from coarser quantisers
-DEFAULT_STABILITY = 0.7  # weight of the warped previous output where reliable (fst.video.stabilize); README: Video
+DEFAULT_STABILITY = 0.9  # weight of the warped previous output where reliable (fst.video.stabilize); README: Video
 MISSING_EXTRA = "video needs the video extra: pip install 'fst[video]'"
 
 
