@@ -189,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "there is trained further instead")
     p.add_argument("--stability-weight", type=_weight, help="weight of the stability term for video: a slightly moved "
                    f"and noised photo's output should be the same move of the output (default {t.stability_weight:g}: off)")
+    g = p.add_argument_group("held-out quality against training time (training time: the loop's wall time, evaluations excluded)")
+    g.add_argument("--eval-every", type=_positive_float, metavar="SECONDS",
+                   help="write fst evaluate's figures of the held-out photos (style ratio, content) to the run's log.jsonl "
+                        "at the start, every SECONDS of training time and at the end (default: off)")
+    g.add_argument("--eval-size", type=_size_or_own, metavar="PX", help="longest side of the held-out photos evaluated, or own (default own)")
+    g.add_argument("--time-limit", type=_positive_float, metavar="SECONDS",
+                   help="stop after this much training time, or at --steps/--epochs if that comes first; the final model is saved")
     p.add_argument("--overwrite", action="store_true", help="replace an existing final model and run folder")
 
     p = sub.add_parser("export", help="export a trained model to ONNX and verify it")

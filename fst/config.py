@@ -113,6 +113,11 @@ class TrainConfig:
     # Weight of the stability term (fst.stability: the output of a slightly moved, noised photo should
     # be the same move of the output; for video). 0: off, as measured best for photos (README: Video).
     stability_weight: float = 0.0
+    # Held-out quality in the log (fst.heldout: fst evaluate's figures of the held-out photos) every
+    # this many seconds of training time: the loop's wall time, the evaluations excluded. 0: off.
+    eval_every: float = 0.0
+    eval_size: int | None = None  # longest side of the held-out photos evaluated; None: their own size
+    time_limit: float = 0.0  # stop at this much training time (seconds, as eval_every counts it); 0: none
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -79,13 +79,26 @@ def evaluate(model: str, photos: list[str], painting: str | None = None, size: i
     path = resolve_model(model.rpartition(":")[0] if style is None and ":" in model and not os.path.isfile(model) else model)
     criterion, painting = load_criterion(model, painting, vgg_weights, style)
     stylizer = load_stylizer(model if style is None else path, style=style)
-    rows = [_photo_figures(criterion, stylizer, p, size) for p in photos]
+    figures = network_figures(criterion, stylizer, photo_arrays(photos, size))
+    return {"model": path, "style": stylizer.name, "painting": painting, "size": size or "own", **figures}
+
+
+def photo_arrays(paths: list[str], size: int | None):
+    """Each photo's file name and its (3, H, W) RGB in [0, 1], longest side `size` (None: as it is),
+    one at a time."""
+    for path in paths:
+        yield os.path.basename(path), load_image(path, long_side=size).rgb
+
+
+def network_figures(criterion: PerceptualLoss, stylize, photos) -> dict:
+    """The figures of a network on photos ((name, (3, H, W) RGB [0, 1]) pairs), each photo's and
+    their means. stylize: (3, H, W) [0, 1] -> (3, H, W) [0, 1], a stylizer or a network in training;
+    the figures need no more than that, so every caller gets them from here."""
+    rows = [photo_figures(criterion, name, rgb, stylize(rgb)) for name, rgb in photos]
+    if not rows:
+        raise FstError("no photos to evaluate on")
     layers = list(rows[0]["style_layers"])
     return {
-        "model": path,
-        "style": stylizer.name,
-        "painting": painting,
-        "size": size or "own",
         "photos": rows,
         "mean_style_ratio": float(np.mean([r["style_ratio"] for r in rows])),
         "max_style_ratio": float(np.max([r["style_ratio"] for r in rows])),
@@ -94,18 +107,17 @@ def evaluate(model: str, photos: list[str], painting: str | None = None, size: i
     }
 
 
-def _photo_figures(criterion: PerceptualLoss, stylizer, photo_path: str, size: int | None) -> dict:
-    """One photo P (longest side `size`, or as it is) and G = stylizer(P): the style terms of both,
-    their ratio, the content term, and each layer's share of G's style term."""
-    photo = load_image(photo_path, long_side=size).rgb
-    styled = stylizer(photo)
-    p, g = torch.from_numpy(photo)[None], torch.from_numpy(np.ascontiguousarray(styled))[None]
+def photo_figures(criterion: PerceptualLoss, name: str, photo: np.ndarray, styled: np.ndarray) -> dict:
+    """One photo P and its stylization G, both (3, H, W) RGB [0, 1]: the style terms of both, their
+    ratio, the content term, and each layer's share of G's style term."""
+    device = next(criterion.buffers()).device  # the style targets': where training runs, in its figures
+    p, g = (torch.from_numpy(np.ascontiguousarray(a))[None].to(device) for a in (photo, styled))
     with torch.no_grad():
         before = float(criterion.style_loss_per_image(p))
         per_layer = {k: float(v) for k, v in criterion.style_loss_per_layer(g).items()}
         content = float(criterion(g, p)["content"])
     after = sum(per_layer.values())
-    return {"photo": os.path.basename(photo_path), "width": photo.shape[2], "height": photo.shape[1],
+    return {"photo": name, "width": photo.shape[2], "height": photo.shape[1],
             "style_photo": before, "style_output": after, "style_ratio": after / before, "content": content,
             "style_layers": {k: v / after for k, v in per_layer.items()}}
 

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Subset
 from fst import FstError, __version__
 from fst.config import LossConfig, TrainConfig
 from fst.data import PhotoFolder, coco_subset, split_validation
+from fst.heldout import HeldOut, Stopwatch, torch_stylize
 from fst.images import load_image, save_image
 from fst.losses import PerceptualLoss, load_style_image
 from fst.runtime import CtrlC, pick_amp, pick_device
@@ -33,16 +34,19 @@ from fst.vgg import file_sha256, load_loss_network
 
 # What a resume may change (e.g. train longer, elsewhere); everything else is the checkpoint's, so
 # the resumed run continues exactly: style, data, sizes, network, loss, lr, seed.
-RESUMABLE_OVERRIDES = ("steps", "epochs", "checkpoint_every", "output", "workers", "device", "overwrite", "vgg_weights")
+RESUMABLE_OVERRIDES = ("steps", "epochs", "checkpoint_every", "output", "workers", "device", "overwrite", "vgg_weights",
+                       "eval_every", "eval_size", "time_limit")
 
 
 @dataclass
 class Position:
-    """Where a run stands: optimizer steps done, and the batch within the epoch."""
+    """Where a run stands: optimizer steps done, the batch within the epoch, and the training time
+    so far (fst.heldout.Stopwatch: the loop's wall time, held-out evaluations excluded)."""
 
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -83,6 +87,10 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     if at.step >= total_steps:
         raise FstError(f"--resume: the checkpoint is at step {at.step} and this run ends at step {total_steps}: "
                        "nothing to train (ask for more --steps or --epochs)")
+    if cfg.time_limit and at.seconds >= cfg.time_limit:
+        raise FstError(f"--resume: the checkpoint has trained {at.seconds:.0f} s and --time-limit is {cfg.time_limit:g} s: "
+                       "nothing to train (ask for a longer --time-limit)")
+    held_out = held_out_figures(cfg, photos, loss_net, device, at) if is_main else None
     meta = {
         "fst_version": __version__, "run_id": run_id, "name": cfg.name,
         "styles": [os.path.basename(p) for p in cfg.style], "style_paths": collection.paths or [os.path.abspath(p) for p in cfg.style],
@@ -101,12 +109,14 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
 
     if is_main:
         os.makedirs(run_dir, exist_ok=True)
-        log(f"training {cfg.name}: {len(photos.dataset)} photos, {total_steps} steps of {cfg.batch_size}x{world} at "
+        limit = f" or {cfg.time_limit:g} s of training, whichever comes first" if cfg.time_limit else ""
+        log(f"training {cfg.name}: {len(photos.dataset)} photos, {total_steps} steps{limit} of {cfg.batch_size}x{world} at "
             f"{cfg.image_size}px on {device} (VGG autocast: {criterion.amp_dtype or 'fp32'}); run folder {run_dir}; "
             f"final model {output}")
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
     terms, interrupted = train_loop(cfg, model, criterion, optimizer, photos, at, total_steps, device, rank, world,
-                                    run_dir, checkpoint, resumed=state is not None, trained=collection.trained)
+                                    run_dir, checkpoint, resumed=state is not None, trained=collection.trained,
+                                    held_out=held_out)
     checkpoint()
     if interrupted:
         log(f"interrupted at step {at.step}: checkpoint saved; continue with --resume {os.path.join(run_dir, 'checkpoint.pth')}")
@@ -116,7 +126,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
         _check_ranks_in_sync(net, world, log)
     if is_main:
         _preview(net, photos.preview, device, os.path.join(run_dir, "preview_final.png"), collection.trained)
-        meta.update({"steps": at.step, "config": asdict(cfg), "final_loss": {k: float(v.detach()) for k, v in terms.items()},
+        meta.update({"steps": at.step, "train_seconds": round(at.seconds, 1), "config": asdict(cfg), "final_loss": {k: float(v.detach()) for k, v in terms.items()},
                      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
         state_dict = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
         _atomic_torch_save({"model": state_dict, "meta": meta}, output)
@@ -301,6 +311,22 @@ def load_photos(cfg: TrainConfig, rank: int, world: int, log) -> Photos:
                   batches_per_epoch)
 
 
+def held_out_figures(cfg: TrainConfig, photos: Photos, loss_net, device, at: Position) -> HeldOut | None:
+    """--eval-every: `fst evaluate`'s figures of the held-out photos, with the run's own loss in
+    float32 (its Gram targets computed again without autocast: the figures of fst evaluate)."""
+    if not cfg.eval_every:
+        return None
+    if cfg.collection or cfg.add_style:
+        raise FstError("--eval-every evaluates a single-style run; evaluate a collection's styles with "
+                       "fst evaluate CHECKPOINT:STYLE --held-out")
+    if not photos.held_out:
+        raise FstError(f"--eval-every: no photos are held out to evaluate on (more than {2 * cfg.val_count} photos "
+                       f"hold {cfg.val_count} out)")
+    styles = [torch.from_numpy(load_style_image(p, cfg.style_size, cfg.loss))[None].to(device) for p in cfg.style]
+    criterion = PerceptualLoss(loss_net, styles, cfg.loss, cfg.style_blend)
+    return HeldOut(criterion, photos.held_out, cfg.eval_every, cfg.eval_size, at.seconds)
+
+
 def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, log, styles: int = 0):
     """The network and its optimizer: fresh, from --init's weights, or as the checkpoint left them.
     styles: the collection's size (0: a single-style network). --add-style trains the norm
@@ -325,7 +351,7 @@ def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, lo
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
-        at = Position(state["step"], state["epoch"], state["batch_in_epoch"])
+        at = Position(state["step"], state["epoch"], state["batch_in_epoch"], state.get("seconds", 0.0))
         log(f"resumed at step {at.step} (epoch {at.epoch}, batch {at.batch_in_epoch}) with the checkpoint's settings")
         return net, optimizer, at
     if cfg.init and not cfg.add_style:
@@ -338,19 +364,29 @@ def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, lo
 
 
 def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, total_steps: int, device, rank: int,
-               world: int, run_dir: str, checkpoint, resumed: bool, trained: list[int] = ()):
-    """Steps from `at` (updated in place) to total_steps; returns (last loss terms, interrupted).
-    trained: a collection's styles this run trains (empty: a single-style network)."""
+               world: int, run_dir: str, checkpoint, resumed: bool, trained: list[int] = (), held_out: HeldOut | None = None):
+    """Steps from `at` (updated in place) to total_steps, or until at.seconds reaches
+    cfg.time_limit; returns (last loss terms, interrupted). trained: a collection's styles this run
+    trains (empty: a single-style network). held_out (main rank): its figures go into the log."""
     is_main = rank == 0
     net = model.module if world > 1 else model
     log_file = open(os.path.join(run_dir, "log.jsonl"), "a" if resumed else "w") if is_main else None
     from tqdm import tqdm
 
     bar = tqdm(total=total_steps, initial=at.step, unit="step", disable=not is_main, dynamic_ncols=True)
-    terms, interrupted, ctrl_c = {}, False, CtrlC(world, device)
+    terms, interrupted, ctrl_c, clock = {}, False, CtrlC(world, device), Stopwatch(at.seconds)
+
+    def evaluate() -> None:  # not training time: the clock skips it
+        log_file.write(json.dumps(held_out.record(torch_stylize(net, device), at.step, at.seconds)) + "\n")
+        log_file.flush()
+        clock.skip()
+
     try:
         ctrl_c.listen()
-        while at.step < total_steps and not interrupted:
+        if held_out and held_out.due(at.seconds):  # step 0: the untrained network
+            evaluate()
+        done = False
+        while not done and not interrupted:
             t0 = time.perf_counter()
             for batch in _epoch_loader(cfg, photos, at, rank, world, device):
                 batch = batch.to(device, non_blocking=True)
@@ -361,22 +397,24 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                                    cfg.stability_weight, step_generator(cfg.seed, at.step, rank))
                 at.step += 1
                 at.batch_in_epoch += 1
+                at.seconds = clock.lap()
                 now = time.perf_counter()
                 images_per_s, t0 = cfg.batch_size * world / max(now - t0, 1e-9), now
                 values = {k: float(v.detach()) for k, v in terms.items()}
                 if not all(math.isfinite(v) for v in values.values()):
                     raise FstError(f"loss became {values} at step {at.step}: lower --lr or the loss weights")
                 if is_main:
-                    bar.update(1)
-                    bar.set_postfix(content=f"{values['content']:.3f}", style=f"{values['style']:.3f}",
-                                    tv=f"{values['tv']:.4f}", img_s=f"{images_per_s:.1f}")
-                    log_file.write(json.dumps({"step": at.step, **values, "images_per_s": images_per_s}) + "\n")
-                    log_file.flush()
+                    _log_step(bar, log_file, at.step, values, images_per_s)
+                if held_out and held_out.due(at.seconds):
+                    evaluate()
+                    t0 = time.perf_counter()  # nor are they in images/s
                 if cfg.checkpoint_every and at.step % cfg.checkpoint_every == 0:
                     checkpoint()
                     if is_main:
                         _preview(net, photos.preview, device, os.path.join(run_dir, f"preview_{at.step:06d}.png"), trained)
-                if at.step >= total_steps:
+                done = at.step >= total_steps or bool(cfg.time_limit) and _main_rank_says(
+                    at.seconds >= cfg.time_limit, world, device)
+                if done:
                     break
                 if ctrl_c.stop():
                     interrupted = True
@@ -384,6 +422,8 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
             else:
                 at.epoch += 1
                 at.batch_in_epoch = 0
+        if held_out and not interrupted and held_out.last_step != at.step:  # the run's end
+            evaluate()
     except KeyboardInterrupt:  # a second Ctrl-C
         interrupted = True
     finally:
@@ -392,6 +432,24 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
         if log_file:
             log_file.close()
     return terms, interrupted
+
+
+def _log_step(bar, log_file, step: int, values: dict[str, float], images_per_s: float) -> None:
+    """The progress bar and the log's record of one step's loss terms."""
+    bar.update(1)
+    bar.set_postfix(content=f"{values['content']:.3f}", style=f"{values['style']:.3f}",
+                    tv=f"{values['tv']:.4f}", img_s=f"{images_per_s:.1f}")
+    log_file.write(json.dumps({"step": step, **values, "images_per_s": images_per_s}) + "\n")
+    log_file.flush()
+
+
+def _main_rank_says(flag: bool, world: int, device) -> bool:
+    """The main rank's flag on every rank (one decision: the ranks stop at the same step)."""
+    if world == 1:
+        return flag
+    box = torch.tensor([float(flag)], device=device)
+    dist.broadcast(box, src=0)
+    return bool(box.item())
 
 
 def _epoch_loader(cfg: TrainConfig, photos: Photos, at: Position, rank: int, world: int, device) -> DataLoader:
@@ -497,6 +555,8 @@ def run(args) -> int:
     """`fst train` from parsed arguments: only the options given (argparse leaves the others out)
     replace TrainConfig's defaults, or, with --resume, the checkpoint's resumable settings."""
     given = {k: v for k, v in vars(args).items() if k != "command"}
+    if given.get("eval_size") == "own":
+        given["eval_size"] = None  # TrainConfig's own-size value
     resume = given.pop("resume", None)
     if resume:
         fixed = sorted(k for k in given if k not in RESUMABLE_OVERRIDES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -255,3 +256,51 @@ def test_distributed_two_cpu_ranks_stay_identical(tmp_path, photo_dir):
     lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
     assert torch.load(tmp_path / "ddp.pth", weights_only=True)["meta"]["steps"] == 3
+
+
+def test_stopwatch_leaves_out_what_it_skips():
+    from fst.heldout import Stopwatch
+
+    clock = Stopwatch(5.0)
+    time.sleep(0.05)
+    assert 5.04 < clock.lap() < 5.5
+    time.sleep(0.3)  # an evaluation
+    clock.skip()
+    assert clock.lap() - 5.04 < 0.25
+
+
+def _held_out_records(run: Path) -> list[dict]:
+    return [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "held_out" in r]
+
+
+def test_eval_every_logs_fst_evaluates_figures_against_training_time(tmp_path, photo_dir):
+    """--eval-every: the held-out figures at step 0, as the training clock passes each multiple and
+    at the end (the last one is `fst evaluate`'s of the final model); --time-limit stops the run,
+    and a resumed run continues the same clock."""
+    from fst.evaluate import evaluate
+
+    cfg = tiny_config(tmp_path, photo_dir, steps=10**6, checkpoint_every=0, eval_every=0.3, eval_size=40, time_limit=1.0)
+    path = train(cfg, log=lambda *a: None)
+    meta = torch.load(path, weights_only=True)["meta"]
+    records = _held_out_records(tmp_path / "run")
+    assert records[0]["step"] == 0 and records[0]["train_seconds"] == 0
+    assert records[-1]["step"] == meta["steps"] and 1.0 <= meta["train_seconds"] < 10
+    assert 3 <= len(records) <= 5  # 0, past 0.3, 0.6, 0.9 (the last may be the end too), the end
+    assert all(b["step"] > a["step"] and b["train_seconds"] > a["train_seconds"] for a, b in zip(records, records[1:]))
+    held = [str(p) for p in photo_dir.rglob("*.jpg") if p.name in meta["held_out"]]
+    assert len(held) == 1 and [p["photo"] for p in records[-1]["held_out"]["photos"]] == meta["held_out"]
+    report = evaluate(path, held, size=40)
+    for key in ("mean_style_ratio", "mean_content"):
+        assert records[-1]["held_out"][key] == pytest.approx(report[key], rel=1e-4), key
+    assert all(math.isfinite(r["held_out"]["mean_style_ratio"]) and r["eval_seconds"] > 0 for r in records)
+    cfg.time_limit = 1.6
+    resumed = train(cfg, resume=str(tmp_path / "run" / "checkpoint.pth"),
+                    log=lambda *a: None)
+    more = _held_out_records(tmp_path / "run")[len(records):]
+    assert more and more[0]["step"] > records[-1]["step"] and more[0]["train_seconds"] > 1.0
+    assert torch.load(resumed, weights_only=True)["meta"]["train_seconds"] >= 1.6
+
+
+def test_eval_every_without_held_out_photos_is_an_error(tmp_path, photo_dir):
+    with pytest.raises(FstError, match="--eval-every: no photos are held out"):
+        train(tiny_config(tmp_path, photo_dir, val_count=4, eval_every=1.0), log=lambda *a: None)
