@@ -295,10 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vgg-weights", metavar="PATH", help=VGG_HELP)
     p.add_argument("--repeats", type=int, help="timed repeats per figure, after warm-up (default 5 for peak, "
                                                "stylize and command, 3 for train and optimize; 2-3 with --quick)")
-    p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,command,train,optimize,video (stylize "
-                                                      "and train bring peak along; video runs only when named)")
+    p.add_argument("--only", metavar="SECTIONS", help="comma list of peak,stylize,command,train,optimize,video,quality "
+                                                      "(stylize and train bring peak along; video and quality run only when named)")
     p.add_argument("--video", metavar="CLIP", help="the video section's clip (default ../shared/data/videos/box.mp4 "
                                                    "beside the repository)")
+    p.add_argument("--photos", metavar="DIR", help="the quality section's photos: the folder --model was trained on "
+                                                   "(default ../shared/data/photos beside the repository; --quick: the test photos)")
+    p.add_argument("--minutes", type=_positive_float, metavar="M",
+                   help="the quality section's training time per side (default 15; --quick: 4 s)")
     return parser
 
 

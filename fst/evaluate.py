@@ -55,9 +55,9 @@ def recorded_painting(model: str, meta: dict, style: str | None = None) -> str:
 
 
 def load_criterion(model: str, painting: str | None = None, vgg_weights: str | None = None,
-                   style: str | None = None) -> tuple[PerceptualLoss, str]:
+                   style: str | None = None, loss_net=None) -> tuple[PerceptualLoss, str]:
     """The loss a model (or a style of a collection) was trained with (its weights, style size and
-    painting), and that painting."""
+    painting), in float32, and that painting; loss_net: a loaded loss network to use (its device)."""
     path, named = resolve_style(model)
     style = style or named
     try:
@@ -67,8 +67,9 @@ def load_criterion(model: str, painting: str | None = None, vgg_weights: str | N
     painting = painting or recorded_painting(model, meta, style)
     config = meta.get("config") or {}
     loss_config = LossConfig.from_dict(config.get("loss", {}))
+    loss_net = loss_net or load_loss_network(vgg_weights)
     style = torch.from_numpy(load_style_image(painting, config.get("style_size", 256), loss_config))[None]
-    return PerceptualLoss(load_loss_network(vgg_weights), [style], loss_config), painting
+    return PerceptualLoss(loss_net, [style.to(next(loss_net.parameters()).device)], loss_config), painting
 
 
 def evaluate(model: str, photos: list[str], painting: str | None = None, size: int | None = 256,

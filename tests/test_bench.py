@@ -167,6 +167,10 @@ def test_only_limits_the_sections(fst_cli):
         (["--repeats", "0"], "--repeats"),
         (["--model", "no_such_style"], "no_such_style"),
         (["--only", "train", "--vgg-weights", "/nonexistent/vgg.pth"], "/nonexistent/vgg.pth"),
+        (["--only", "quality", "--photos", "/nonexistent/photos"], "/nonexistent/photos"),
+        (["--only", "quality", "--photos", str(REPO / "tests" / "fixtures" / "unseen")], "would not hold out"),
+        (["--only", "quality", "--model", str(REPO / "export" / "great_wave.onnx")], "needs the model's .pth"),
+        (["--only", "quality", "--minutes", "0"], "--minutes"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(fst_cli, args, words):
@@ -214,3 +218,61 @@ def test_the_check_fails_for_a_baseline_that_computes_something_else(loss_networ
         pe = PETraining(TransformerNet(), loss_network, style, dataclasses.replace(config, tv_weight=tv_weight), 2)
         with torch.no_grad():
             assert agreement(fst_value, float(pe.loss(y, batch)), bound)["ok"] is ok
+
+
+@pytest.fixture(scope="module")
+def quality(fst_cli, tmp_path_factory):
+    """One quick run of the time-to-quality section: its Markdown and its report."""
+    path = tmp_path_factory.mktemp("quality") / "report.json"
+    code, out, err = fst_cli("bench", "--quick", "--only", "quality", "--markdown", "--json", str(path), timeout=QUICK_TIMEOUT)
+    assert code == 0, err[-2000:]
+    assert "Traceback" not in err
+    return {"markdown": out, "report": json.loads(path.read_text())}
+
+
+def test_quality_curves_of_both_sides(quality):
+    """Each side: a point at the start and one per round of its training time (fewer only if it
+    reached the target), training time and steps rising, finite figures; PE computes fst's loss."""
+    report = quality["report"]
+    assert list(report["sections"]) == ["quality"] and report["checks_failed"] == []
+    result = report["sections"]["quality"]
+    assert result["rounds"] == 2 and result["every_seconds"] == 2 and result["eval_size"] == 64 and result["held_out"] == 4
+    rows = {r["name"]: r for r in result["rows"]}
+    assert set(rows) == {"fst train", "PE, its network (float32)"}
+    target = result["target"]
+    for row in rows.values():
+        curve = row["curve"]
+        hits = [i for i, p in enumerate(curve) if p["style_ratio"] <= target["style_ratio"] and p["content"] <= target["content"]]
+        assert len(curve) == (hits[0] + 1 if hits else result["rounds"] + 1), row["name"]
+        assert curve[0]["step"] == 0 and curve[0]["minutes"] == 0
+        assert all(b["minutes"] > a["minutes"] and b["step"] > a["step"] for a, b in zip(curve, curve[1:])), row["name"]
+        assert all(_finite_positive(p[k]) for p in curve for k in ("style_ratio", "max_style_ratio", "content"))
+        if not hits:  # it trained its whole budget: its clock passed the last round's limit
+            assert curve[-1]["minutes"] * 60 >= result["rounds"] * result["every_seconds"]
+            assert row["minutes_to_target"] is None
+        else:
+            assert row["minutes_to_target"] == curve[hits[0]]["minutes"]
+    check = rows["PE, its network (float32)"]["check"]
+    assert check["ok"] and check["relative_difference"] <= check["bound"] < 1e-3
+
+
+def test_quality_target_is_fst_evaluates_figures_of_the_shipped_model(quality, fst_cli):
+    target = quality["report"]["sections"]["quality"]["target"]
+    code, out, err = fst_cli("evaluate", "great_wave", "--photos", str(REPO / "tests" / "fixtures" / "held_out"),
+                             "--image-size", "64", "--json", timeout=QUICK_TIMEOUT)
+    assert code == 0, err
+    evaluated = json.loads(out)[0]
+    assert target["style_ratio"] == pytest.approx(evaluated["mean_style_ratio"], rel=1e-6)
+    assert target["max_style_ratio"] == pytest.approx(evaluated["max_style_ratio"], rel=1e-6)
+    assert target["content"] == pytest.approx(evaluated["mean_content"], rel=1e-6)
+    assert target["step"] == 2000
+
+
+def test_quality_markdown_shows_the_target_and_both_curves(quality):
+    markdown = quality["markdown"]
+    assert "#### Time to quality: training time until great_wave's held-out figures" in markdown
+    assert "#### Time to quality: held-out figures against training minutes" in markdown
+    target = quality["report"]["sections"]["quality"]["target"]
+    assert f"| great_wave (shipped, the target) | 2000 | {target['style_ratio']:.3f} ({target['max_style_ratio']:.3f}) |" in markdown
+    assert markdown.count("| **fst train** |") == 1 + len(quality["report"]["sections"]["quality"]["rows"][0]["curve"])
+    assert "/tmp/" not in markdown and str(REPO) not in markdown

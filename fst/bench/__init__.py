@@ -6,7 +6,7 @@ measured in one run and printed as README shows it.
     baselines.py  pytorch/examples' fast_neural_style and the PyTorch tutorial's Gatys, as written
     check.py      do a baseline and fst compute the same loss? (bound from float rounding)
     work.py       arithmetic counts for GFLOP/s
-    sections/     peak, stylize, command, train, optimize: one module each; video: fst/video/bench.py
+    sections/     peak, stylize, command, train, optimize, quality: one module each; video: fst/video/bench.py
     report.py     text, Markdown (--markdown), JSON
 
 Nothing here imports torch at module level: `fst.bench.baselines.pe_eval_command` runs in fresh
@@ -59,9 +59,11 @@ def _sections(only: str | None) -> list[str]:
 
 def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None = None, vgg_weights: str | None = None,
           repeats: int | None = None, only: str | None = None, command: str = "fst bench",
-          video: str | None = None) -> dict:
+          video: str | None = None, photos: str | None = None, minutes: float | None = None) -> dict:
     if repeats is not None and repeats < 1:
         raise FstError("--repeats must be at least 1")
+    if minutes is not None and not minutes > 0:
+        raise FstError("--minutes must be positive")
     names = _sections(only)
     from fst.bench.harness import Timer, machine_info
     from fst.bench.inputs import Inputs, resolve
@@ -74,6 +76,10 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
     device = pick_device(device_name)
     if device.type not in ("cpu", "cuda"):
         raise FstError(f"--device {device_name}: fst bench runs on cpu or cuda")
+    if names == ["quality"]:  # the report's model line names the quality section's model
+        from fst.bench.sections.quality import QUALITY_MODEL
+
+        model_spec = model_spec or QUALITY_MODEL
     model = resolve(model_spec)
     if "video" in names:  # a missing clip or extra is a one-line error before any timing
         from fst.video import require_video_libs
@@ -82,11 +88,15 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
         require_video_libs()
         if not os.path.isfile(video or DEFAULT_CLIP):
             raise FstError(f"{video or DEFAULT_CLIP}: no such clip (the video section needs one: --video CLIP)")
-    if {"train", "optimize", "video"} & set(names):
+    if {"train", "optimize", "video", "quality"} & set(names):
         from fst.vgg import load_loss_network
 
         load_loss_network(vgg_weights, "cpu")  # a missing file is a one-line error before any timing
-    plan = Plan.make(quick, repeats)
+    if "quality" in names:  # a model without its training record is a one-line error too
+        from fst.bench.sections.quality import model_meta
+
+        model_meta(model_spec)
+    plan = Plan.make(quick, repeats, minutes)
     arch = model.architecture
     report = {
         "fst_version": __version__, "command": command, "quick": quick, "device": str(device),
@@ -102,7 +112,7 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
     }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fst-bench-") as workdir:
-        ctx = Context(plan, device, Timer(device), model, Inputs(), workdir, vgg_weights, video)
+        ctx = Context(plan, device, Timer(device), model, Inputs(), workdir, vgg_weights, video, model_spec, photos)
         for name in names:
             result = section(name)(ctx)
             report["notes"] += result.pop("notes", [])
@@ -143,10 +153,12 @@ def run(args) -> int:
                      + [f"{flag} {value}" for flag, value in (("--only", args.only), ("--repeats", args.repeats),
                                                               ("--device", args.device if args.device != "cpu" else None),
                                                               ("--model", args.model and os.path.basename(args.model)),
-                                                              ("--video", args.video and os.path.basename(args.video)))
+                                                              ("--video", args.video and os.path.basename(args.video)),
+                                                              ("--minutes", args.minutes))
                         if value])
     report = bench(quick=args.quick, device_name=args.device, model_spec=args.model, vgg_weights=args.vgg_weights,
-                   repeats=args.repeats, only=args.only, command=shown, video=args.video)
+                   repeats=args.repeats, only=args.only, command=shown, video=args.video, photos=args.photos,
+                   minutes=args.minutes)
     if args.json and args.json != "-":
         with open(args.json, "w") as f:
             f.write(output.as_json(report))

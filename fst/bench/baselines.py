@@ -195,6 +195,35 @@ class PETraining:
         return total_loss.item()  # PE: agg_content_loss += content_loss.item() ...
 
 
+class PEPhotos(torch.utils.data.Dataset):
+    """PE's training data: datasets.ImageFolder(args.dataset, transform) with transforms.Compose([
+    Resize(image_size), CenterCrop(image_size), ToTensor(), Lambda(lambda x: x.mul(255))]), its
+    default loader (PIL, RGB); here over a list of paths (the photos a run trains on, in the sorted
+    order ImageFolder reads a folder in) and (a) without the mul(255). Items: ((3, S, S) [0, 1], 0)."""
+
+    def __init__(self, paths: list[str], image_size: int):
+        from torchvision import transforms
+
+        self.paths = paths
+        self.transform = transforms.Compose([transforms.Resize(image_size), transforms.CenterCrop(image_size),
+                                             transforms.ToTensor()])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        with open(self.paths[index], "rb") as f:
+            return self.transform(Image.open(f).convert("RGB")), 0
+
+
+def pe_train_loader(paths: list[str], image_size: int, batch_size: int):
+    """PE's `train_loader = DataLoader(train_dataset, batch_size=args.batch_size)`: no shuffle, no
+    worker processes, the last batch smaller."""
+    return torch.utils.data.DataLoader(PEPhotos(paths, image_size), batch_size=batch_size)
+
+
 # ---------------------------------------------------------------- PE: neural_style.py stylize()
 
 

@@ -12,7 +12,9 @@ import numpy as np
 
 from fst import FstError
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "tests" / "fixtures"
+REPO = Path(__file__).resolve().parent.parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+SHARED_PHOTOS = REPO.parent / "shared" / "data" / "photos"  # the build machines' photos: the shipped models' training data
 PHOTO_NAMES = ("chenonceau_castle.jpg", "kitten.jpg", "butterfly.jpg")
 STYLE_NAME = "starry_night.jpg"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from fst.bench.harness import Timer
 from fst.bench.inputs import Inputs, Model
 
-SECTION_NAMES = ("peak", "stylize", "command", "train", "optimize", "video")
+SECTION_NAMES = ("peak", "stylize", "command", "train", "optimize", "video", "quality")
 
 
 @dataclass
@@ -23,19 +23,28 @@ class Plan:
     calibration_size: int = 256
     warmup: dict[str, int] = field(default_factory=dict)
     repeats: dict[str, int] = field(default_factory=dict)
+    # quality (time to quality): training time per side, seconds of it per round (one evaluation
+    # each), crop size (None: the model's recorded one) and the held-out photos' size (None: their own)
+    quality_seconds: float = 900.0
+    quality_every: float = 60.0
+    quality_crop: int | None = None
+    quality_eval_size: int | None = None
 
     @classmethod
-    def make(cls, quick: bool, repeats: int | None) -> "Plan":
+    def make(cls, quick: bool, repeats: int | None, quality_minutes: float | None = None) -> "Plan":
         if quick:  # CI: every row and check at toy sizes, ~1 minute on 2 busy cores
             plan = cls(True, [64, 128], [64], [64], command_size=128, train_style_size=128, peak_n=1024,
                        calibration_size=64, warmup={**dict.fromkeys(SECTION_NAMES, 1), "command": 0, "video": 0},
-                       repeats={"peak": 3, "stylize": 3, "command": 2, "train": 2, "optimize": 2, "video": 1})
+                       repeats={"peak": 3, "stylize": 3, "command": 2, "train": 2, "optimize": 2, "video": 1},
+                       quality_seconds=4.0, quality_every=2.0, quality_crop=64, quality_eval_size=64)
         else:
             plan = cls(False, [256, 512, 1024], [128, 256], [256, 512],
                        warmup={"peak": 1, "stylize": 2, "command": 1, "train": 1, "optimize": 1, "video": 0},
                        repeats={"peak": 5, "stylize": 5, "command": 5, "train": 3, "optimize": 3, "video": 2})
         if repeats is not None:
             plan.repeats = dict.fromkeys(plan.repeats, repeats)
+        if quality_minutes is not None:
+            plan.quality_seconds = quality_minutes * 60
         return plan
 
 
@@ -51,6 +60,8 @@ class Context:
     workdir: str
     vgg_weights: str | None
     video: str | None = None  # the video section's clip (None: fst.video.bench.DEFAULT_CLIP)
+    quality_model: str | None = None  # the quality section's model (None: its QUALITY_MODEL)
+    photos: str | None = None  # the quality section's photos (None: see sections/quality.photo_folder)
     peak: dict = field(default_factory=dict)  # {"float32": GFLOP/s, "bfloat16": ...} from the peak section
     _loss_net: object = None
 

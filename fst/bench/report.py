@@ -128,28 +128,64 @@ def _generic(name: str, result: dict) -> Table:
     return table
 
 
+def _minutes(value: float) -> str:
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}"  # --quick's runs are seconds long
+
+
+def _quality(result: dict) -> list[Table]:
+    """The time to the target (the shipped model's figures) of each side, then their curves."""
+    t, size = result["target"], "own size" if result["eval_size"] == "own" else f"{result['eval_size']} px"
+    summary = Table(f"Time to quality: training time until {result['model']}'s held-out figures ({result['held_out']} "
+                    f"photos at {size}: style ratio ≤ {t['style_ratio']:.3f}, content ≤ {t['content']:.3f}); "
+                    f"{result['crop']}² crops, batch {result['batch']}, {result['photos']} photos, at most "
+                    f"{result['minutes']:.3g} min each",
+                    ["minutes", "training", "step", "style ratio mean (max)", "content mean", "loss vs fst (bound)"])
+    summary.rows.append(["—", f"{result['model']} (shipped, the target)", str(t["step"] or "—"),
+                         f"{t['style_ratio']:.3f} ({t['max_style_ratio']:.3f})", f"{t['content']:.3f}", "—"])
+    summary.bold.append(False)
+    for r in result["rows"]:
+        p = r["shown"]
+        reached = _minutes(r["minutes_to_target"]) if r["minutes_to_target"] is not None else             f"not reached in {r['budget_minutes']:.3g} (lowest style ratio at {_minutes(p['minutes'])})"
+        summary.rows.append([reached, r["name"], str(p["step"]), f"{p['style_ratio']:.3f} ({p['max_style_ratio']:.3f})",
+                             f"{p['content']:.3f}", _check(r)])
+        summary.bold.append(r["role"] == "fst")
+    curve = Table(f"Time to quality: held-out figures against training minutes, every {result['every_seconds']:g} s "
+                  "of training", ["minutes", "training", "step", "style ratio mean (max)", "content mean", "target reached"])
+    for r in result["rows"]:
+        for p in r["curve"]:
+            hit = p["style_ratio"] <= t["style_ratio"] and p["content"] <= t["content"]
+            curve.rows.append([_minutes(p["minutes"]), r["name"], str(p["step"]),
+                               f"{p['style_ratio']:.3f} ({p['max_style_ratio']:.3f})", f"{p['content']:.3f}", "yes" if hit else ""])
+            curve.bold.append(r["role"] == "fst")
+    return [summary, curve]
+
+
 LAYOUTS = {"peak": _peak, "stylize": _stylize, "command": _command, "train": _train, "optimize": _optimize,
-           "video": video_table}
+           "video": video_table, "quality": _quality}
 
 
 def tables(report: dict) -> list[Table]:
-    return [LAYOUTS[name](result) if name in LAYOUTS else _generic(name, result)
-            for name, result in report["sections"].items()]
+    out = []
+    for name, result in report["sections"].items():
+        made = LAYOUTS[name](result) if name in LAYOUTS else _generic(name, result)
+        out += made if isinstance(made, list) else [made]  # a section may show more than one table
+    return out
 
 
 def header_lines(report: dict) -> list[str]:
     m, mdl, s = report["machine"], report["model"], report["settings"]
     cores = f"{m['logical_cores']} logical cores" + (f" ({m['physical_cores']} physical)" if m.get("physical_cores") else "")
     isa = ", ".join(m["isa"]) or "none reported"
-    counts = ", ".join(f"{k} {s['warmup'][k]}+{s['repeats'][k]}" for k in report["sections"])
+    counts = ", ".join(f"{k} {s['warmup'][k]}+{s['repeats'][k]}" for k in report["sections"] if k in s["repeats"])
     return [
         f"**Machine:** {m['cpu']}, {cores}, {m['os']}; CPU features: {isa}; torch's kernels: "
         f"{m['torch_cpu_capability']}" + (f", oneDNN up to {m['onednn_max_cpu_isa']}" if m.get("onednn_max_cpu_isa") else "")
         + (f"; GPU {m['gpu']}" if m.get("gpu") else "") + ".",
         f"**Software:** fst {report['fst_version']}, Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads), "
         f"onnxruntime {m['onnxruntime']}, numpy {m['numpy']}.",
-        f"**Run:** `{report['command']}`, device {report['device']}, {report['seconds_total']:.0f} s; medians of the timed "
-        f"calls after warm-up ({counts}); vs X = X's time / fst's time, only between rows of one precision.",
+        f"**Run:** `{report['command']}`, device {report['device']}, {report['seconds_total']:.0f} s; "
+        + (f"medians of the timed calls after warm-up ({counts}); " if counts else "")
+        + "vs X = X's time / fst's time, only between rows of one precision.",
         f"**Model:** {mdl['label']}, width {mdl['architecture']['channels']}, {mdl['architecture']['res_blocks']} residual "
         f"blocks: {mdl['macs_per_megapixel'] / 1e9:.2f} GMAC per megapixel (PE's width 32: {mdl['pe_macs_per_megapixel'] / 1e9:.2f}).",
     ]

@@ -14,10 +14,12 @@ SECTIONS = {
     "train": "fst.bench.sections.train:run",
     "optimize": "fst.bench.sections.optimize:run",
     "video": "fst.video.bench:run",
+    "quality": "fst.bench.sections.quality:run",
 }
 # video: 4-5 minutes on 2 cores (whole commands on 5 s of a clip, twice each, and the memory runs),
 # about as long as all the others together, and it needs the video extra and a clip
-OPT_IN = {"video"}
+# quality: training runs of 15 minutes a side by default
+OPT_IN = {"video", "quality"}
 
 
 def section(name: str):
