@@ -253,15 +253,17 @@ def run(ctx: Context) -> dict:
 
 
 def train_in_rounds(sides: list, target: dict, seconds: float, every: float) -> int:
-    """Round k: each side trains until its clock reaches k x every (who goes first alternates), unless
-    it has reached the target or is already past that time (its last step ran over); the rounds run."""
+    """Round k: each side trains until its clock reaches k x every (at most `seconds`; who goes first
+    alternates), unless it has reached the target or is already past that time (its last step ran
+    over); returns the number of rounds."""
     rounds = math.ceil(seconds / every - 1e-9)
     for k in range(1, rounds + 1):
+        limit = min(k * every, seconds)
         for side in sides if k % 2 else sides[::-1]:
             last = side.points[-1] if side.points else None
-            if last and (reached(last, target) or last["minutes"] * 60 >= k * every):
+            if last and (reached(last, target) or last["minutes"] * 60 >= limit):
                 continue
-            side.train_until(k * every)
+            side.train_until(limit)
             p = side.points[-1]
             log(f"quality: round {k}/{rounds}: {side.name}: {p['minutes']:.2f} min, step {p['step']}, style ratio "
                 f"{p['style_ratio']:.3f}, content {p['content']:.3f} (target {target['style_ratio']:.3f}, {target['content']:.3f})")
