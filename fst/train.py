@@ -90,7 +90,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     if cfg.time_limit and at.seconds >= cfg.time_limit:
         raise FstError(f"--resume: the checkpoint has trained {at.seconds:.0f} s and --time-limit is {cfg.time_limit:g} s: "
                        "nothing to train (ask for a longer --time-limit)")
-    held_out = held_out_figures(cfg, photos, loss_net, device, at) if is_main else None
+    held_out = held_out_figures(cfg, photos, loss_net, device, at, is_main)
     meta = {
         "fst_version": __version__, "run_id": run_id, "name": cfg.name,
         "styles": [os.path.basename(p) for p in cfg.style], "style_paths": collection.paths or [os.path.abspath(p) for p in cfg.style],
@@ -311,9 +311,10 @@ def load_photos(cfg: TrainConfig, rank: int, world: int, log) -> Photos:
                   batches_per_epoch)
 
 
-def held_out_figures(cfg: TrainConfig, photos: Photos, loss_net, device, at: Position) -> HeldOut | None:
+def held_out_figures(cfg: TrainConfig, photos: Photos, loss_net, device, at: Position, is_main: bool) -> HeldOut | None:
     """--eval-every: `fst evaluate`'s figures of the held-out photos, with the run's own loss in
-    float32 (its Gram targets computed again without autocast: the figures of fst evaluate)."""
+    float32 (its Gram targets computed again without autocast: the figures of fst evaluate); the
+    main rank evaluates, every rank refuses what cannot be evaluated (all stop alike)."""
     if not cfg.eval_every:
         return None
     if cfg.collection or cfg.add_style:
@@ -322,6 +323,8 @@ def held_out_figures(cfg: TrainConfig, photos: Photos, loss_net, device, at: Pos
     if not photos.held_out:
         raise FstError(f"--eval-every: no photos are held out to evaluate on (more than {2 * cfg.val_count} photos "
                        f"hold {cfg.val_count} out)")
+    if not is_main:
+        return None
     styles = [torch.from_numpy(load_style_image(p, cfg.style_size, cfg.loss))[None].to(device) for p in cfg.style]
     criterion = PerceptualLoss(loss_net, styles, cfg.loss, cfg.style_blend)
     return HeldOut(criterion, photos.held_out, cfg.eval_every, cfg.eval_size, at.seconds)

@@ -301,6 +301,12 @@ def test_eval_every_logs_fst_evaluates_figures_against_training_time(tmp_path, p
     assert torch.load(resumed, weights_only=True)["meta"]["train_seconds"] >= 1.6
 
 
-def test_eval_every_without_held_out_photos_is_an_error(tmp_path, photo_dir):
-    with pytest.raises(FstError, match="--eval-every: no photos are held out"):
-        train(tiny_config(tmp_path, photo_dir, val_count=4, eval_every=1.0), log=lambda *a: None)
+def test_eval_every_without_held_out_photos_is_one_line_and_exit_2(tmp_path, photo_dir):
+    """8 photos: none held out (more than 8 hold 4 out), so nothing to evaluate on."""
+    cmd = [sys.executable, "-m", "fst", "train", "--style", str(FIXTURES / "starry_night.jpg"), "--data", str(photo_dir),
+           "--image-size", "32", "--style-size", "64", "--steps", "2", "--channels", "4", "--workers", "0",
+           "--eval-every", "0.5", "--eval-size", "own", "--time-limit", "1", "--run-dir", str(tmp_path / "run")]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_cli_env(), timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fst: error: --eval-every: no photos are held out"), r.stderr[-500:]
