@@ -41,7 +41,10 @@ def model_meta(spec: str | None) -> tuple[str, dict]:
     path = resolve_model(spec, "torch")
     if not path.endswith((".pth", ".pt")):
         raise FstError(f"--only quality: {spec}: needs the model's .pth (its training settings are in its meta)")
-    meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    try:
+        meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    except Exception:
+        raise FstError(f"--only quality: {spec}: not an fst model") from None
     if not meta.get("config") or not meta.get("held_out") or meta.get("style_names"):
         raise FstError(f"--only quality: {spec}: not a single-style fst train model with held-out photos in its meta")
     return path, meta
@@ -75,8 +78,9 @@ def photo_folder(ctx: Context, meta: dict) -> tuple[str, list[str]]:
     return folder, held
 
 
-def reached(point: dict, target: dict) -> bool:
-    return point["style_ratio"] <= target["style_ratio"] and point["content"] <= target["content"]
+def reached(p: dict, target: dict) -> bool:
+    """Both figures at or below the target's: as much style, and as much of the photo kept."""
+    return p["style_ratio"] <= target["style_ratio"] and p["content"] <= target["content"]
 
 
 def point(record: dict) -> dict:
