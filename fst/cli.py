@@ -272,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--photos", "--data", nargs="+", metavar="PATH", help="photos, folders or globs")
     p.add_argument("--video", nargs=2, metavar=("SRC", "OUT"), help="instead: the warping error (flicker) of the "
                                                                      "stylized video OUT beside its source SRC's")
+    p.add_argument("--start", type=_bounded(float, positive=False), default=0.0, metavar="SECONDS",
+                   help="with --video: OUT was made from SRC from this time on (fst stylize --start)")
     p.add_argument("--held-out", action="store_true", help="only the photos the model's training held out")
     p.add_argument("--style", metavar="PAINTING", help="the style image (default: the painting the model records: "
                                                        "a shipped style's, or the file it was trained on)")

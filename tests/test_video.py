@@ -279,6 +279,37 @@ def test_warping_error_command(clip, tmp_path):
     assert report["frames"] == 12 and report["output"] == pytest.approx(report["source"])
 
 
+def test_warping_error_of_a_cut_from_start(tmp_path):
+    """An output made with --start: `fst evaluate --video SRC OUT --start S` pairs OUT's frames with SRC's
+    from S on. Here OUT is SRC's own frames from S on, so paired right it measures as the source does
+    (within the re-encode's noise, 10 %). The source's motion is uneven (a window that stands, then
+    jumps 6 px), so paired from SRC's start instead, still pairs meet jumps: many times the error."""
+    import json
+
+    w, h = SIZE
+    photo = np.asarray(Image.open(FIXTURES / "kitten.jpg").convert("RGB").resize((w + 80, h + 8)))
+    offsets = [6 * (i // 2) for i in range(13)]  # 0, 0, 6, 6, 12, 12, ...: still, jump, still, ...
+    frames = [np.ascontiguousarray(photo[4:4 + h, x:x + w]) for x in offsets]
+    start_frame = 1  # OUT starts on a still pair where SRC's start has one too: every pair is off
+    for name, chosen in [("src.mp4", frames), ("late.mp4", frames[start_frame:])]:
+        with av.open(str(tmp_path / name), "w") as out:
+            video = out.add_stream("libx264", rate=RATE)
+            video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+            for i, rgb in enumerate(chosen):
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = i
+                out.mux(video.encode(frame))
+            out.mux(video.encode(None))
+    src, late, start = tmp_path / "src.mp4", tmp_path / "late.mp4", str(float(start_frame / RATE))
+    code, stdout, stderr = run_fst("evaluate", "--video", src, late, "--start", start, "--json")
+    assert code == 0, stderr
+    paired = json.loads(stdout)
+    assert paired["frames"] == 12 and paired["start"] == pytest.approx(float(start))
+    assert paired["output"] == pytest.approx(paired["source"], rel=0.1)
+    code, stdout, _ = run_fst("evaluate", "--video", src, late, "--json")
+    assert json.loads(stdout)["output"] > 3 * paired["output"]
+
+
 def test_stabilizer_cuts_flicker_by_the_filter_formula():
     """Stylization = picture + fresh noise per frame. Plain blending of the warped previous output with
     weight w is a first-order filter on the noise: consecutive outputs differ by a std (1-w)/sqrt(1+w)
@@ -302,6 +333,30 @@ def test_stabilizer_cuts_flicker_by_the_filter_formula():
         ratios.append(warping_error(inside(frames[10:]), inside(out[10:]))["output"] / per_frame)  # after warm-up
     assert plain - 0.02 < ratios[0] < plain + 0.05
     assert ratios[0] < ratios[1] < preserving + 0.05 + 0.02
+
+
+def test_chroma_prefilter_removes_only_what_420_cannot_carry():
+    """The encoder's chroma low-pass (Gaussian, sigma CHROMA_SIGMA px) passes a frequency f (cycles/px)
+    by exp(-2 pi^2 sigma^2 f^2): a 1-px chroma checkerboard (f = 1/2, what 2x2 decimation aliases) by
+    ~1e-5, a 32-px colour wave (f = 1/32) by 0.958; the luma is untouched (float conversion; only the
+    final rounding: <= 1 level where nothing clips)."""
+    from fst.video.io import CHROMA_SIGMA, chroma_prefiltered
+
+    h, w = 64, 96
+    to_ycc = lambda rgb: cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2YCrCb) * 255  # noqa: E731  chroma centred on 127.5
+    ycc = np.zeros((h, w, 3), np.float32)
+    ycc[..., 0] = 100 + np.linspace(0, 40, w)[None]  # a luma ramp, mid-range: no clipping
+    checker = (np.indices((h, w)).sum(0) % 2) * 2 - 1.0
+    wave = np.cos(2 * np.pi * np.arange(w) / 32)[None].repeat(h, 0)
+    inner = (slice(8, -8), slice(8, -8))
+    for pattern, passed in [(checker, np.exp(-2 * np.pi ** 2 * CHROMA_SIGMA ** 2 / 2)),  # f = (1/2, 1/2)
+                            (wave, np.exp(-2 * np.pi ** 2 * CHROMA_SIGMA ** 2 / 32 ** 2))]:
+        ycc[..., 1], ycc[..., 2] = 127.5 + 12 * pattern, 127.5 - 12 * pattern
+        rgb = np.clip(cv2.cvtColor(ycc / 255, cv2.COLOR_YCrCb2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+        before, after = to_ycc(rgb), to_ycc(chroma_prefiltered(rgb))
+        kept = (after[..., 1] - 127.5)[inner].std() / (before[..., 1] - 127.5)[inner].std()
+        assert kept == pytest.approx(passed, abs=0.03)  # the rounding to uint8 adds ~0.3 levels of std
+        assert np.abs(after[..., 0] - before[..., 0])[inner].max() <= 1.0
 
 
 def test_contrast_keeping_blend():

@@ -47,26 +47,27 @@ def _masked_error(frame: np.ndarray, warped: np.ndarray, mask: np.ndarray) -> fl
     return float(diff[mask].mean())
 
 
-def video_frames(path: str):
-    """The uint8 (H, W, 3) frames of a whole video file, streamed."""
+def video_frames(path: str, start: float = 0.0):
+    """The uint8 (H, W, 3) frames of a video file from `start` seconds on, streamed."""
     from fst.video.io import Frame, VideoSource
 
-    with VideoSource(path) as source:
+    with VideoSource(path, start) as source:
         for item in source.read():
             if isinstance(item, Frame):
                 yield item.rgb
 
 
-def measure_files(source_path: str, output_path: str) -> dict:
-    """`fst evaluate --video SRC OUT`: OUT's warping error beside SRC's own, over OUT's frames."""
+def measure_files(source_path: str, output_path: str, start: float = 0.0) -> dict:
+    """`fst evaluate --video SRC OUT [--start S]`: OUT's warping error beside SRC's own (from S on),
+    over OUT's frames."""
     from fst.video.io import VideoSource
 
-    with VideoSource(source_path) as s, VideoSource(output_path) as o:
+    with VideoSource(source_path, start) as s, VideoSource(output_path) as o:
         n_src, n_out = s.expected_frames(), o.expected_frames()
     if n_src and n_out and n_out > n_src + 1:
         raise FstError(f"{output_path}: {n_out} frames, more than {source_path}'s {n_src}: not its stylization")
-    report = warping_error(video_frames(source_path), video_frames(output_path))
-    return {"source_file": source_path, "output_file": output_path, **report}
+    report = warping_error(video_frames(source_path, start), video_frames(output_path))
+    return {"source_file": source_path, "output_file": output_path, "start": start, **report}
 
 
 def run(args) -> int:
@@ -76,7 +77,7 @@ def run(args) -> int:
     import json
 
     source_path, output_path = args.video
-    report = measure_files(source_path, output_path)
+    report = measure_files(source_path, output_path, getattr(args, "start", 0.0) or 0.0)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
