@@ -308,6 +308,8 @@ def test_warping_error_of_a_cut_from_start(tmp_path):
     assert paired["output"] == pytest.approx(paired["source"], rel=0.1)
     code, stdout, _ = run_fst("evaluate", "--video", src, late, "--json")
     assert json.loads(stdout)["output"] > 3 * paired["output"]
+    code, stdout, stderr = run_fst("evaluate", "--video", src, late, "--start", "60")  # the clip is 0.52 s
+    assert code == 2 and "past its end" in stderr and "Traceback" not in stderr
 
 
 def test_stabilizer_cuts_flicker_by_the_filter_formula():
