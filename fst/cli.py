@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(default ../shared/data/photos beside the repository; --quick: the test photos)")
     p.add_argument("--minutes", type=_positive_float, metavar="M",
                    help="the quality section's training time per side (default 15; --quick: 4 s)")
+    p.add_argument("--init", metavar="MODEL", help="the quality section's fst train starts from this trained network "
+                                                   "(another style's, e.g. starry_night) instead of from scratch")
     return parser
 
 

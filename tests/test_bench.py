@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -171,6 +172,8 @@ def test_only_limits_the_sections(fst_cli):
         (["--only", "quality", "--photos", str(REPO / "tests" / "fixtures" / "unseen")], "would not hold out"),
         (["--only", "quality", "--model", str(REPO / "export" / "great_wave.onnx")], "needs the model's .pth"),
         (["--only", "quality", "--minutes", "0"], "--minutes"),
+        (["--only", "quality", "--init", "great_wave"], "the target model itself"),
+        (["--only", "quality", "--init", str(REPO / "export" / "starry_night.onnx")], "needs a .pth"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(fst_cli, args, words):
@@ -254,6 +257,30 @@ def test_quality_curves_of_both_sides(quality):
             assert row["minutes_to_target"] == curve[hits[0]]["minutes"]
     check = rows["PE, its network (float32)"]["check"]
     assert check["ok"] and check["relative_difference"] <= check["bound"] < 1e-3
+
+
+def test_quality_from_another_styles_network(fst_cli, tmp_path):
+    """--init starry_night: the fst side starts from that network, so its first point is
+    starry_night's own figures against great_wave's painting (as fst evaluate gives them), and the
+    row says where it started; PE's side is unchanged (from scratch)."""
+    path = tmp_path / "report.json"
+    code, out, err = fst_cli("bench", "--quick", "--only", "quality", "--init", "starry_night", "--json", str(path),
+                             timeout=QUICK_TIMEOUT)
+    assert code == 0, err[-2000:]
+    rows = {r["name"]: r for r in json.loads(path.read_text())["sections"]["quality"]["rows"]}
+    assert set(rows) == {"fst train --init starry_night.pth", "PE, its network (float32)"}
+    start = rows["fst train --init starry_night.pth"]["curve"][0]
+    from fst.evaluate import load_criterion, network_figures, photo_arrays
+    from fst.stylize import load_stylizer
+
+    held = sorted(str(p) for p in (REPO / "tests" / "fixtures" / "held_out").glob("*.jpg"))
+    criterion, _ = load_criterion("great_wave", vgg_weights=os.environ.get("FST_VGG_WEIGHTS"))
+    evaluated = network_figures(criterion, load_stylizer("starry_night"), photo_arrays(held, 64))
+    assert start["step"] == 0
+    # the bench evaluates the PyTorch network in training, this the shipped ONNX file of the same
+    # weights: they differ by ~3e-3 of 255 (fst export's parity check), far below 1e-3 of a figure
+    assert start["style_ratio"] == pytest.approx(evaluated["mean_style_ratio"], rel=1e-3)
+    assert start["content"] == pytest.approx(evaluated["mean_content"], rel=1e-3)
 
 
 def test_quality_target_is_fst_evaluates_figures_of_the_shipped_model(quality, fst_cli):

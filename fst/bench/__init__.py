@@ -59,7 +59,8 @@ def _sections(only: str | None) -> list[str]:
 
 def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None = None, vgg_weights: str | None = None,
           repeats: int | None = None, only: str | None = None, command: str = "fst bench",
-          video: str | None = None, photos: str | None = None, minutes: float | None = None) -> dict:
+          video: str | None = None, photos: str | None = None, minutes: float | None = None,
+          init: str | None = None) -> dict:
     if repeats is not None and repeats < 1:
         raise FstError("--repeats must be at least 1")
     if minutes is not None and not minutes > 0:
@@ -93,9 +94,9 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
 
         load_loss_network(vgg_weights, "cpu")  # a missing file is a one-line error before any timing
     if "quality" in names:  # a model without its training record is a one-line error too
-        from fst.bench.sections.quality import model_meta
+        from fst.bench.sections.quality import init_model, model_meta
 
-        model_meta(model_spec)
+        init_model(init, model_meta(model_spec)[0])
     plan = Plan.make(quick, repeats, minutes)
     arch = model.architecture
     report = {
@@ -112,7 +113,7 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
     }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fst-bench-") as workdir:
-        ctx = Context(plan, device, Timer(device), model, Inputs(), workdir, vgg_weights, video, model_spec, photos)
+        ctx = Context(plan, device, Timer(device), model, Inputs(), workdir, vgg_weights, video, model_spec, photos, init)
         for name in names:
             result = section(name)(ctx)
             report["notes"] += result.pop("notes", [])
@@ -154,11 +155,12 @@ def run(args) -> int:
                                                               ("--device", args.device if args.device != "cpu" else None),
                                                               ("--model", args.model and os.path.basename(args.model)),
                                                               ("--video", args.video and os.path.basename(args.video)),
-                                                              ("--minutes", args.minutes))
+                                                              ("--minutes", args.minutes),
+                                                              ("--init", args.init and os.path.basename(args.init)))
                         if value])
     report = bench(quick=args.quick, device_name=args.device, model_spec=args.model, vgg_weights=args.vgg_weights,
                    repeats=args.repeats, only=args.only, command=shown, video=args.video, photos=args.photos,
-                   minutes=args.minutes)
+                   minutes=args.minutes, init=args.init)
     if args.json and args.json != "-":
         with open(args.json, "w") as f:
             f.write(output.as_json(report))

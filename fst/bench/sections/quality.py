@@ -50,6 +50,20 @@ def model_meta(spec: str | None) -> tuple[str, dict]:
     return path, meta
 
 
+def init_model(spec: str | None, target_path: str) -> str | None:
+    """The .pth the fst side starts from (--init), or None; one line if it cannot serve."""
+    if spec is None:
+        return None
+    from fst.styles import resolve_model
+
+    path = resolve_model(spec, "torch")
+    if not path.endswith((".pth", ".pt")):
+        raise FstError(f"--init {spec}: needs a .pth (fst train --init takes PyTorch weights)")
+    if os.path.abspath(path) == os.path.abspath(target_path):
+        raise FstError(f"--init {spec}: that is the target model itself: start from another style's network")
+    return path
+
+
 def photo_folder(ctx: Context, meta: dict) -> tuple[str, list[str]]:
     """The training photos and the model's held-out ones among them: --photos, else (--quick) the
     test fixtures copied into the work folder, else the folder the shipped models were trained on.
@@ -95,12 +109,13 @@ class FstSide:
     lr, style size, loss, network, seed, held-out count), fst's defaults otherwise; one run,
     continued round by round with --resume and a longer --time-limit."""
 
-    name, role = "fst train", "fst"
+    role = "fst"
 
-    def __init__(self, ctx: Context, recorded: dict, folder: str, painting: str):
+    def __init__(self, ctx: Context, recorded: dict, folder: str, painting: str, init: str | None = None):
         from fst.config import LossConfig, TrainConfig
 
         plan, run_dir = ctx.plan, os.path.join(ctx.workdir, "quality_fst")
+        self.name = f"fst train --init {os.path.basename(init)}" if init else "fst train"
         self.cfg = TrainConfig(
             style=[painting], data=folder, name="quality", run_dir=run_dir, output=os.path.join(run_dir, "quality.pth"),
             image_size=plan.quality_crop or recorded["image_size"], style_size=recorded["style_size"],
@@ -108,7 +123,7 @@ class FstSide:
             res_blocks=recorded["res_blocks"], loss=LossConfig.from_dict(recorded["loss"]), seed=recorded["seed"],
             flip=recorded.get("flip", True), val_count=recorded.get("val_count", 4), device=str(ctx.device),
             vgg_weights=ctx.vgg_weights, overwrite=True, eval_every=plan.quality_every, eval_size=plan.quality_eval_size,
-            **({"workers": 0} if plan.quick else {}))
+            init=init, **({"workers": 0} if plan.quick else {}))
         self.points: list[dict] = []
 
     def train_until(self, seconds: float) -> None:
@@ -130,7 +145,9 @@ class FstSide:
 
         amp = pick_amp(self.cfg.amp, pick_device(self.cfg.device))
         return (f"fst train --image-size {self.cfg.image_size} --batch-size {self.cfg.batch_size} --lr {self.cfg.lr:g} "
-                f"--style-size {self.cfg.style_size} (the model's loss weights and margin), --amp {self.cfg.amp} "
+                f"--style-size {self.cfg.style_size} (the model's loss weights and margin)"
+                + (f", --init {os.path.basename(self.cfg.init)} (another style's network)" if self.cfg.init else "")
+                + f", --amp {self.cfg.amp} "
                 f"({str(amp).replace('torch.', '') if amp else 'float32'} here), --workers {self.cfg.workers}")
 
 
@@ -244,7 +261,7 @@ def run(ctx: Context) -> dict:
               "content": report["mean_content"], "step": meta.get("steps")}
     criterion, _ = load_criterion(path, painting, ctx.vgg_weights, loss_net=ctx.loss_net)
     train_paths = [p for p in find_images([folder]) if p not in held]
-    sides = [FstSide(ctx, meta["config"], folder, painting),
+    sides = [FstSide(ctx, meta["config"], folder, painting, init_model(ctx.quality_init, path)),
              PESide(ctx, meta["config"], train_paths, held, criterion, painting)]
     check = sides[1].check()
     rounds = train_in_rounds(sides, target, plan.quality_seconds, plan.quality_every)
