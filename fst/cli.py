@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"checkpoint and preview interval (default {t.checkpoint_every}; 0: only at the end)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run exactly where it stopped, with its own settings "
                    "(only --steps, --epochs, --checkpoint-every, --output, --workers, --device, --vgg-weights, --overwrite may change)")
-    p.add_argument("--init", metavar="MODEL.pth", help="start from a trained model's weights (fine-tune, e.g. with another --style-weight)")
+    p.add_argument("--init", metavar="MODEL", help="start from a trained model's weights: a .pth or a shipped style's name "
+                   "(fine-tune with another --style-weight, or a new style from a shipped network: faster, see README)")
     p.add_argument("--collection", metavar="NAME", help="train one network holding every --style as a style of its own "
                    "(a style collection named NAME; not a blend)")
     p.add_argument("--add-style", metavar="IMAGE", help="add this style to the collection --init names, training only "

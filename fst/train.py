@@ -560,6 +560,10 @@ def run(args) -> int:
     given = {k: v for k, v in vars(args).items() if k != "command"}
     if given.get("eval_size") == "own":
         given["eval_size"] = None  # TrainConfig's own-size value
+    if given.get("init") and not os.path.isfile(given["init"]):  # a shipped network by name: --init starry_night
+        from fst.styles import resolve_model
+
+        given["init"] = resolve_model(given["init"], "torch")
     resume = given.pop("resume", None)
     if resume:
         fixed = sorted(k for k in given if k not in RESUMABLE_OVERRIDES)

@@ -221,6 +221,20 @@ def test_cli_train_refuses_to_overwrite_and_reports_bad_input(tmp_path, photo_di
     assert r.returncode == 2 and "--style-margin" in r.stderr and "below 0.25" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_cli_train_init_from_a_shipped_network_by_name(tmp_path, photo_dir):
+    """--init starry_night: the shipped network's file, recorded in the new model's meta; a name that
+    is neither a file nor a shipped style is one line."""
+    base = [sys.executable, "-m", "fst", "train", "--style", str(FIXTURES / "starry_night.jpg"), "--data", str(photo_dir),
+            "--image-size", "32", "--steps", "1", "--workers", "0", "--checkpoint-every", "0", "--run-dir", str(tmp_path / "run"),
+            "--output", str(tmp_path / "new.pth")]
+    r = subprocess.run(base + ["--init", "starry_night"], capture_output=True, text=True, env=_cli_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = torch.load(tmp_path / "new.pth", weights_only=True)["meta"]
+    assert meta["init"] == str(REPO / "checkpoints" / "starry_night.pth")
+    r = subprocess.run(base + ["--init", "no_such_style", "--overwrite"], capture_output=True, text=True, env=_cli_env())
+    assert r.returncode == 2 and "no_such_style" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_ctrl_c_writes_a_checkpoint(tmp_path, photo_dir):
     cmd = [sys.executable, "-m", "fst", "train", "--style", str(FIXTURES / "starry_night.jpg"), "--data", str(photo_dir),
            "--image-size", "32", "--style-size", "64", "--steps", "100000", "--channels", "4", "--res-blocks", "1",
