@@ -193,7 +193,8 @@ def test_without_the_video_extra(clip, tmp_path):
 
 
 def test_ctrl_c_leaves_no_output(tmp_path):
-    clip = make_clip(tmp_path / "long.mp4", frames=400, audio=False)
+    # long enough that the Ctrl-C lands mid-way on a fast machine (these tiny frames go at ~200/s)
+    clip = make_clip(tmp_path / "long.mp4", frames=3000, audio=False)
     out = tmp_path / "out.mp4"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "fst", "stylize", str(clip), "-o", str(out)],
@@ -204,7 +205,7 @@ def test_ctrl_c_leaves_no_output(tmp_path):
     def watch():
         for chunk in iter(lambda: proc.stderr.read(64), ""):
             errors.append(chunk)
-            if re.search(r"\b([3-9]|\d\d+)/400", "".join(errors)[-200:]):  # a few frames done
+            if re.search(r"\b([3-9]|\d\d+)/3000", "".join(errors)[-200:]):  # a few frames done
                 started.set()
 
     threading.Thread(target=watch, daemon=True).start()
