@@ -197,8 +197,11 @@ def test_ctrl_c_leaves_no_output(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", frames=3000, audio=False)
     out = tmp_path / "out.mp4"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # A terminal's Ctrl-C: SIGINT at its default in the child, even where this test runs from a shell
+    # that started it in the background (such shells set SIGINT to ignored, and children inherit that)
     proc = subprocess.Popen([sys.executable, "-m", "fst", "stylize", str(clip), "-o", str(out)],
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = threading.Event()
     errors: list[str] = []
 
