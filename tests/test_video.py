@@ -314,6 +314,8 @@ def test_warping_error_of_a_cut_from_start(tmp_path):
     assert json.loads(stdout)["output"] > 3 * paired["output"]
     code, stdout, stderr = run_fst("evaluate", "--video", src, late, "--start", "60")  # the clip is 0.52 s
     assert code == 2 and "past its end" in stderr and "Traceback" not in stderr
+    code, stdout, stderr = run_fst("stylize", src, "--start", "60", "-o", tmp_path / "never.mp4")  # the same check
+    assert code == 1 and "past its end" in stderr and not (tmp_path / "never.mp4").exists()  # a failed file: 1
 
 
 def test_stabilizer_cuts_flicker_by_the_filter_formula():

@@ -78,6 +78,9 @@ class VideoSource:
         self.start, self.end = start, (start + duration if duration is not None else None)
         self.cut = start > 0 or duration is not None
         self.length = self._length()
+        if start and self.length is not None and start >= self.length:
+            self.container.close()
+            raise FstError(f"{path}: --start {start:g} s is past its end ({self.length:.1f} s)")
         self.display_matrix: list[int] | None = None  # from the first frame's side data
         self.frames_read = 0
         self.packets_read = 0  # video packets with data: what the file still holds (decoders may drop some)
