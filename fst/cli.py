@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=_count, metavar="STEPS",
                    help=f"checkpoint and preview interval (default {t.checkpoint_every}; 0: only at the end)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run exactly where it stopped, with its own settings "
-                   "(only --steps, --epochs, --checkpoint-every, --output, --workers, --device, --vgg-weights, --overwrite may change)")
+                   "(only --steps, --epochs, --checkpoint-every, --output, --workers, --device, --vgg-weights, --eval-every, "
+                   "--eval-size, --time-limit, --overwrite may change)")
     p.add_argument("--init", metavar="MODEL", help="start from a trained model's weights: a .pth or a shipped style's name "
                    "(fine-tune with another --style-weight, or a new style from a shipped network: faster, see README)")
     p.add_argument("--collection", metavar="NAME", help="train one network holding every --style as a style of its own "

@@ -126,7 +126,8 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
         _check_ranks_in_sync(net, world, log)
     if is_main:
         _preview(net, photos.preview, device, os.path.join(run_dir, "preview_final.png"), collection.trained)
-        meta.update({"steps": at.step, "train_seconds": round(at.seconds, 1), "config": asdict(cfg), "final_loss": {k: float(v.detach()) for k, v in terms.items()},
+        meta.update({"steps": at.step, "train_seconds": round(at.seconds, 1), "config": asdict(cfg),
+                     "final_loss": {k: float(v.detach()) for k, v in terms.items()},
                      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
         state_dict = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
         _atomic_torch_save({"model": state_dict, "meta": meta}, output)
@@ -397,7 +398,8 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 style, style_index = batch_styles(trained, net.styles, at.step, len(batch), rank, world, device)
                 terms = train_step(model, criterion, optimizer, batch, style, style_index if cfg.collection else None,
-                                   cfg.stability_weight, step_generator(cfg.seed, at.step, rank))
+                                   cfg.stability_weight,
+                                   step_generator(cfg.seed, at.step, rank) if cfg.stability_weight else None)
                 at.step += 1
                 at.batch_in_epoch += 1
                 at.seconds = clock.lap()
@@ -524,13 +526,9 @@ def _preview(net, val_images: list[np.ndarray], device, path: str, trained: list
     photos, saved as one PNG."""
     if not val_images:
         return
-    rows = []
-    with torch.no_grad():
-        for rgb in val_images:
-            x = torch.from_numpy(rgb)[None].to(device)
-            styles = [one_hot(i, net.styles).to(device) for i in trained] or [None]
-            outs = [net(x, style)[0].float().cpu().numpy() for style in styles]
-            rows.append(np.concatenate([rgb, *outs], axis=2))
+    styles = [one_hot(i, net.styles).to(device) for i in trained] or [None]
+    stylizers = [torch_stylize(net, device, style) for style in styles]
+    rows = [np.concatenate([rgb, *(stylize(rgb) for stylize in stylizers)], axis=2) for rgb in val_images]
     width = max(r.shape[2] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, 4), (0, width - r.shape[2])), constant_values=1.0) for r in rows]
     save_image(path, np.concatenate(rows, axis=1), overwrite=True)

@@ -134,6 +134,8 @@ def _minutes(value: float) -> str:
 
 def _quality(result: dict) -> list[Table]:
     """The time to the target (the shipped model's figures) of each side, then their curves."""
+    from fst.bench.sections.quality import reached as reached_target
+
     t, size = result["target"], "own size" if result["eval_size"] == "own" else f"{result['eval_size']} px"
     summary = Table(f"Time to quality: training time until {result['model']}'s held-out figures ({result['held_out']} "
                     f"photos at {size}: style ratio ≤ {t['style_ratio']:.3f}, content ≤ {t['content']:.3f}); "
@@ -145,7 +147,8 @@ def _quality(result: dict) -> list[Table]:
     summary.bold.append(False)
     for r in result["rows"]:
         p = r["shown"]
-        reached = _minutes(r["minutes_to_target"]) if r["minutes_to_target"] is not None else             f"not reached in {r['budget_minutes']:.3g} (lowest style ratio at {_minutes(p['minutes'])})"
+        reached = (_minutes(r["minutes_to_target"]) if r["minutes_to_target"] is not None
+                   else f"not reached in {r['budget_minutes']:.3g} (lowest style ratio at {_minutes(p['minutes'])})")
         summary.rows.append([reached, r["name"], str(p["step"]), f"{p['style_ratio']:.3f} ({p['max_style_ratio']:.3f})",
                              f"{p['content']:.3f}", _check(r)])
         summary.bold.append(r["role"] == "fst")
@@ -153,9 +156,9 @@ def _quality(result: dict) -> list[Table]:
                   "of training", ["minutes", "training", "step", "style ratio mean (max)", "content mean", "target reached"])
     for r in result["rows"]:
         for p in r["curve"]:
-            hit = p["style_ratio"] <= t["style_ratio"] and p["content"] <= t["content"]
             curve.rows.append([_minutes(p["minutes"]), r["name"], str(p["step"]),
-                               f"{p['style_ratio']:.3f} ({p['max_style_ratio']:.3f})", f"{p['content']:.3f}", "yes" if hit else ""])
+                               f"{p['style_ratio']:.3f} ({p['max_style_ratio']:.3f})", f"{p['content']:.3f}",
+                               "yes" if reached_target(p, t) else ""])
             curve.bold.append(r["role"] == "fst")
     return [summary, curve]
 

@@ -99,9 +99,8 @@ class Stabilizer:
 
     source uint8 (H, W, 3); network_input and stylized float32 (H, W, 3) in [0, 1]."""
 
-    def __init__(self, weight: float = DEFAULT_STABILITY, keep_contrast: bool = True, filter_input: bool = True):
+    def __init__(self, weight: float = DEFAULT_STABILITY, keep_contrast: bool = True):
         self.weight, self.keep_contrast = weight, keep_contrast
-        self.filter_input = filter_input and weight > 0
         self.flow = FlowPair(**STABILIZER_FLOW)
         self.prev_gray: np.ndarray | None = None
         self.prev_input: np.ndarray | None = None  # float32 (H, W, 3) 0..255, the filtered source
@@ -116,8 +115,7 @@ class Stabilizer:
             mask = (reliable & (change < SOURCE_TOLERANCE)).astype(np.float32)
             mask = cv2.erode(mask, np.ones((3, 3), np.uint8))  # flow is least sure at motion edges
             motion = Motion(backward, self.weight * cv2.GaussianBlur(mask, (FEATHER, FEATHER), 0))
-            if self.filter_input:
-                network_input = self._filtered(network_input, self._held_still(cur_gray, backward, change))
+            network_input = self._filtered(network_input, self._held_still(cur_gray, backward, change))
         self.prev_gray, self.prev_input = cur_gray, network_input
         return network_input / 255.0, motion
 
