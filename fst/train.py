@@ -442,8 +442,9 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
 def _log_step(bar, log_file, step: int, values: dict[str, float], images_per_s: float) -> None:
     """The progress bar and the log's record of one step's loss terms."""
     bar.update(1)
+    stability = {"stability": f"{values['stability']:.4f}"} if "stability" in values else {}  # --stability-weight
     bar.set_postfix(content=f"{values['content']:.3f}", style=f"{values['style']:.3f}",
-                    tv=f"{values['tv']:.4f}", img_s=f"{images_per_s:.1f}")
+                    tv=f"{values['tv']:.4f}", **stability, img_s=f"{images_per_s:.1f}")
     log_file.write(json.dumps({"step": step, **values, "images_per_s": images_per_s}) + "\n")
     log_file.flush()
 
