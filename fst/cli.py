@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_size_or_pixels, help=f"passes over the photos (default {t.epochs})")
     p.add_argument("--steps", type=_size_or_pixels, help="train this many steps from the run's start (overrides --epochs)")
     p.add_argument("--lr", type=_positive_float, help=f"Adam's learning rate (default {t.lr:g})")
+    p.add_argument("--lr-decay", choices=["none", "cosine"], help="cosine: the learning rate falls to 0 along a half "
+                   "cosine by the run's end (--steps, or --time-limit if it comes first); "
+                   f"none: constant (default {t.lr_decay})")
     p.add_argument("--channels", type=_size_or_pixels, help=f"width of the first layer (default {t.channels}; Johnson: {JOHNSON_CHANNELS})")
     p.add_argument("--res-blocks", type=_count, help=f"residual blocks (default {t.res_blocks})")
     p.add_argument("--workers", type=_count, help=f"DataLoader worker processes (default {t.workers})")

@@ -91,6 +91,9 @@ class TrainConfig:
     epochs: int = 2
     steps: int | None = None
     lr: float = 1e-3
+    # "cosine": the learning rate falls from lr to 0 along a half cosine over the run (its --steps,
+    # or its --time-limit if that ends it first); "none": constant lr.
+    lr_decay: str = "none"
     channels: int = DEFAULT_CHANNELS
     res_blocks: int = DEFAULT_RES_BLOCKS
     loss: LossConfig = field(default_factory=LossConfig)

@@ -58,11 +58,14 @@ class Photos:
     batches_per_epoch: int  # per process
 
 
-def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dict | None = None) -> str:
+def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dict | None = None,
+          pause_at: float = 0.0) -> str:
     """Run the training described by cfg; returns the path of the final model.
 
     resume: a checkpoint to continue exactly; its configuration is used, with `overrides` (by
     default cfg's RESUMABLE_OVERRIDES fields) replacing those few fields.
+    pause_at: also stop (checkpoint and model saved) at this much training time, the run's own
+    --time-limit and so its --lr-decay schedule unchanged (fst bench trains in rounds); 0: no pause.
     """
     cfg, state = resume_or_start(cfg, resume, overrides)
     collection = collection_of(cfg, state)
@@ -114,8 +117,9 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
             f"{cfg.image_size}px on {device} (VGG autocast: {criterion.amp_dtype or 'fp32'}); run folder {run_dir}; "
             f"final model {output}")
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    terms, interrupted = train_loop(cfg, model, criterion, optimizer, photos, at, total_steps, device, rank, world,
-                                    run_dir, checkpoint, resumed=state is not None, trained=collection.trained,
+    stop_seconds = min(t for t in (cfg.time_limit, pause_at, math.inf) if t)
+    terms, interrupted = train_loop(cfg, model, criterion, optimizer, photos, at, total_steps, stop_seconds, device, rank,
+                                    world, run_dir, checkpoint, resumed=state is not None, trained=collection.trained,
                                     held_out=held_out)
     checkpoint()
     if interrupted:
@@ -318,9 +322,9 @@ def held_out_figures(cfg: TrainConfig, photos: Photos, loss_net, device, at: Pos
     main rank evaluates, every rank refuses what cannot be evaluated (all stop alike)."""
     if not cfg.eval_every:
         return None
-    if cfg.collection or cfg.add_style:
-        raise FstError("--eval-every evaluates a single-style run; evaluate a collection's styles with "
-                       "fst evaluate CHECKPOINT:STYLE --held-out")
+    if cfg.collection:
+        raise FstError("--eval-every evaluates one style (a single-style or --add-style run); evaluate a collection's "
+                       "styles with fst evaluate CHECKPOINT:STYLE --held-out")
     if not photos.held_out:
         raise FstError(f"--eval-every: no photos are held out to evaluate on (more than {2 * cfg.val_count} photos "
                        f"hold {cfg.val_count} out)")
@@ -367,10 +371,11 @@ def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, lo
     return net, optimizer, Position()
 
 
-def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, total_steps: int, device, rank: int,
-               world: int, run_dir: str, checkpoint, resumed: bool, trained: list[int] = (), held_out: HeldOut | None = None):
+def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, total_steps: int, stop_seconds: float,
+               device, rank: int, world: int, run_dir: str, checkpoint, resumed: bool, trained: list[int] = (),
+               held_out: HeldOut | None = None):
     """Steps from `at` (updated in place) to total_steps, or until at.seconds reaches
-    cfg.time_limit; returns (last loss terms, interrupted). trained: a collection's styles this run
+    stop_seconds (inf: no limit); returns (last loss terms, interrupted). trained: a collection's styles this run
     trains (empty: a single-style network). held_out (main rank): its figures go into the log."""
     is_main = rank == 0
     net = model.module if world > 1 else model
@@ -380,8 +385,10 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
     bar = tqdm(total=total_steps, initial=at.step, unit="step", disable=not is_main, dynamic_ncols=True)
     terms, interrupted, ctrl_c, clock = {}, False, CtrlC(world, device), Stopwatch(at.seconds)
 
+    evaluated = one_hot(trained[0], net.styles).to(device) if trained else None  # --add-style: the new style
+
     def evaluate() -> None:  # not training time: the clock skips it
-        log_file.write(json.dumps(held_out.record(torch_stylize(net, device), at.step, at.seconds)) + "\n")
+        log_file.write(json.dumps(held_out.record(torch_stylize(net, device, evaluated), at.step, at.seconds)) + "\n")
         log_file.flush()
         clock.skip()
 
@@ -396,6 +403,7 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                 batch = batch.to(device, non_blocking=True)
                 if cfg.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
+                lr = set_lr(optimizer, cfg, at, total_steps)
                 style, style_index = batch_styles(trained, net.styles, at.step, len(batch), rank, world, device)
                 terms = train_step(model, criterion, optimizer, batch, style, style_index if cfg.collection else None,
                                    cfg.stability_weight,
@@ -409,7 +417,7 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                 if not all(math.isfinite(v) for v in values.values()):
                     raise FstError(f"loss became {values} at step {at.step}: lower --lr or the loss weights")
                 if is_main:
-                    _log_step(bar, log_file, at.step, values, images_per_s)
+                    _log_step(bar, log_file, at.step, values, images_per_s, lr)
                 if held_out and held_out.due(at.seconds):
                     evaluate()
                     t0 = time.perf_counter()  # nor are they in images/s
@@ -417,8 +425,8 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                     checkpoint()
                     if is_main:
                         _preview(net, photos.preview, device, os.path.join(run_dir, f"preview_{at.step:06d}.png"), trained)
-                done = at.step >= total_steps or bool(cfg.time_limit) and _main_rank_says(
-                    at.seconds >= cfg.time_limit, world, device)
+                done = at.step >= total_steps or math.isfinite(stop_seconds) and _main_rank_says(
+                    at.seconds >= stop_seconds, world, device)
                 if done:
                     break
                 if ctrl_c.stop():
@@ -439,13 +447,28 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
     return terms, interrupted
 
 
-def _log_step(bar, log_file, step: int, values: dict[str, float], images_per_s: float) -> None:
+def set_lr(optimizer, cfg: TrainConfig, at: Position, total_steps: int) -> float:
+    """The learning rate of the step about to run: cfg.lr, or with --lr-decay cosine cfg.lr times
+    (1 + cos(pi * progress)) / 2, progress in [0, 1] being how far the run is through its steps or
+    its time limit, whichever is further (both are in the checkpoint: a resume continues the curve)."""
+    lr = cfg.lr
+    if cfg.lr_decay == "cosine":
+        progress = at.step / total_steps
+        if cfg.time_limit:
+            progress = max(progress, at.seconds / cfg.time_limit)
+        lr = cfg.lr * (1 + math.cos(math.pi * min(progress, 1.0))) / 2
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _log_step(bar, log_file, step: int, values: dict[str, float], images_per_s: float, lr: float) -> None:
     """The progress bar and the log's record of one step's loss terms."""
     bar.update(1)
     stability = {"stability": f"{values['stability']:.4f}"} if "stability" in values else {}  # --stability-weight
     bar.set_postfix(content=f"{values['content']:.3f}", style=f"{values['style']:.3f}",
                     tv=f"{values['tv']:.4f}", **stability, img_s=f"{images_per_s:.1f}")
-    log_file.write(json.dumps({"step": step, **values, "images_per_s": images_per_s}) + "\n")
+    log_file.write(json.dumps({"step": step, **values, "images_per_s": images_per_s, "lr": lr}) + "\n")
     log_file.flush()
 
 

@@ -133,6 +133,24 @@ def test_add_style_trains_only_its_own_parameters(tmp_path, photo_dir, two_style
     assert all(moved)  # the new style's own parameters were trained (it started from the mean: here row 0)
 
 
+def test_add_style_eval_every_logs_the_new_styles_figures(tmp_path, photo_dir, two_styles):
+    """--eval-every with --add-style: the log's last held-out figures are fst evaluate's of the new
+    style of the final collection (not of another row), and differ from the first style's."""
+    from fst.evaluate import evaluate
+
+    base = train(_collection(tmp_path / "base", photo_dir, two_styles[:1], steps=2, name="solo"), log=lambda *a: None)
+    added = train(tiny_config(tmp_path / "add", photo_dir, style=two_styles[1:], add_style=True, init=base, steps=3,
+                              name="solo2", eval_every=1e3, eval_size=40), log=lambda *a: None)
+    with open(tmp_path / "add" / "run" / "log.jsonl") as f:
+        records = [r for r in map(json.loads, f) if "held_out" in r]
+    assert [r["step"] for r in records] == [0, 3]  # the start and the end
+    held = [str(p) for p in photo_dir.rglob("*.jpg") if p.name in torch.load(added, weights_only=True)["meta"]["held_out"]]
+    new, old = (evaluate(added, held, two_styles[1], size=40, style=name) for name in ("wings", "night"))
+    assert records[-1]["held_out"]["mean_style_ratio"] == pytest.approx(new["mean_style_ratio"], rel=1e-4)
+    assert records[-1]["held_out"]["mean_content"] == pytest.approx(new["mean_content"], rel=1e-4)
+    assert abs(old["mean_style_ratio"] / new["mean_style_ratio"] - 1) > 1e-3  # the rows give other figures
+
+
 def test_add_style_refuses_a_single_style_network(tmp_path, photo_dir, two_styles):
     single = train(tiny_config(tmp_path / "s", photo_dir, steps=1), log=lambda *a: None)
     with pytest.raises(FstError, match="single-style network"):

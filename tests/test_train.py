@@ -181,6 +181,25 @@ def test_resume_is_exact(tmp_path, photo_dir):
     assert any(not torch.equal(a[k], fresh[k]) for k in a if k in fresh and a[k].shape == fresh[k].shape)
 
 
+def test_cosine_lr_decay_follows_the_run_and_its_time_limit(tmp_path, photo_dir):
+    """--lr-decay cosine: the logged learning rate of step k of n is lr * (1 + cos(pi k / n)) / 2; a
+    time limit reached earlier than the steps sets the progress; none keeps lr constant."""
+    from fst.train import Position, set_lr
+
+    train(tiny_config(tmp_path, photo_dir, steps=6, lr=2e-3, lr_decay="cosine"), log=lambda *a: None)
+    with open(tmp_path / "run" / "log.jsonl") as f:
+        logged = [r["lr"] for r in map(json.loads, f) if "lr" in r]
+    assert logged == pytest.approx([2e-3 * (1 + math.cos(math.pi * k / 6)) / 2 for k in range(6)], rel=1e-12)
+
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
+    timed = TrainConfig(style=[], lr=1.0, lr_decay="cosine", time_limit=100.0)
+    assert set_lr(optimizer, timed, Position(step=10, seconds=50.0), 1000) == pytest.approx(0.5)  # time ahead of steps
+    assert set_lr(optimizer, timed, Position(step=900, seconds=50.0), 1000) == pytest.approx((1 + math.cos(0.9 * math.pi)) / 2)
+    assert set_lr(optimizer, timed, Position(step=10, seconds=130.0), 1000) == 0.0  # past the limit: not negative
+    assert optimizer.param_groups[0]["lr"] == 0.0
+    assert set_lr(optimizer, TrainConfig(style=[], lr=0.3), Position(step=999), 1000) == 0.3
+
+
 def test_final_model_loads_weights_only_with_metadata(tmp_path, photo_dir):
     path = train(tiny_config(tmp_path, photo_dir, steps=2), log=lambda *a: None)
     state = torch.load(path, weights_only=True)  # no pickled code

@@ -106,8 +106,8 @@ def point(record: dict) -> dict:
 
 class FstSide:
     """fst train as the model's run was set up (its crops unless the plan says otherwise, batch,
-    lr, style size, loss, network, seed, held-out count), fst's defaults otherwise; one run,
-    continued round by round with --resume and a longer --time-limit."""
+    lr, style size, loss, network, seed, held-out count), fst's defaults otherwise (--lr-decay);
+    one run with --time-limit the section's minutes, paused at each round's end and resumed."""
 
     role = "fst"
 
@@ -123,7 +123,7 @@ class FstSide:
             res_blocks=recorded["res_blocks"], loss=LossConfig.from_dict(recorded["loss"]), seed=recorded["seed"],
             flip=recorded.get("flip", True), val_count=recorded.get("val_count", 4), device=str(ctx.device),
             vgg_weights=ctx.vgg_weights, overwrite=True, eval_every=plan.quality_every, eval_size=plan.quality_eval_size,
-            init=init, **({"workers": 0} if plan.quick else {}))
+            time_limit=plan.quality_seconds, init=init, **({"workers": 0} if plan.quick else {}))
         self.points: list[dict] = []
 
     def train_until(self, seconds: float) -> None:
@@ -133,10 +133,9 @@ class FstSide:
         checkpoint = os.path.join(self.cfg.run_dir, "checkpoint.pth")
         say = lambda message: log(f"quality: fst train: {message}")  # noqa: E731
         if os.path.isfile(checkpoint):
-            train(TrainConfig(style=[]), resume=checkpoint, overrides={"time_limit": seconds}, log=say)
+            train(TrainConfig(style=[]), resume=checkpoint, overrides={}, log=say, pause_at=seconds)
         else:
-            self.cfg.time_limit = seconds
-            train(self.cfg, log=say)
+            train(self.cfg, log=say, pause_at=seconds)
         with open(os.path.join(self.cfg.run_dir, "log.jsonl")) as f:  # the curve from the run's own log
             self.points = [point(r) for r in map(json.loads, f) if "held_out" in r]
 
@@ -145,6 +144,7 @@ class FstSide:
 
         amp = pick_amp(self.cfg.amp, pick_device(self.cfg.device))
         return (f"fst train --image-size {self.cfg.image_size} --batch-size {self.cfg.batch_size} --lr {self.cfg.lr:g} "
+                f"--lr-decay {self.cfg.lr_decay} --time-limit {self.cfg.time_limit:g} "
                 f"--style-size {self.cfg.style_size} (the model's loss weights and margin)"
                 + (f", --init {os.path.basename(self.cfg.init)} (another style's network)" if self.cfg.init else "")
                 + f", --amp {self.cfg.amp} "
