@@ -83,6 +83,28 @@ def test_transformer_any_size_and_range():
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
 
 
+def test_output_conv_runs_channels_last_and_computes_the_plain_conv():
+    """The 9x9 output conv takes the channels_last path on the CPU (a speed measure): its output and
+    every gradient equal the plain NCHW conv's to float rounding, and the output is NCHW again."""
+    from fst.transformer import ConvLayer, OutputConv
+
+    torch.manual_seed(0)
+    fast = OutputConv(16, 3, 9)
+    plain = ConvLayer(16, 3, 9)
+    plain.load_state_dict(fast.state_dict())  # the same keys: old models load
+    x = torch.rand(2, 16, 40, 52)
+    results = []
+    for layer in (fast, plain):
+        xg = x.clone().requires_grad_(True)
+        y = layer(xg)
+        (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        results.append((y.detach(), xg.grad, layer[1].weight.grad, layer[1].bias.grad))
+        assert y.is_contiguous() and y.shape == (2, 3, 40, 52)
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+    assert isinstance(TransformerNet(4, 1).decoder[-1], OutputConv)
+
+
 def test_min_side_agrees_between_torch_and_torch_free_modules():
     from fst.stylize import MIN_SIDE as STYLIZE_MIN_SIDE
     from fst.transformer import MIN_SIDE
