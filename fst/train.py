@@ -403,7 +403,10 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                 batch = batch.to(device, non_blocking=True)
                 if cfg.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                lr = set_lr(optimizer, cfg, at, total_steps)
+                # a time-decayed lr must be the same on every rank: the main rank's clock decides
+                timed = bool(cfg.time_limit) and cfg.lr_decay != "none"
+                lr = set_lr(optimizer, cfg, at.step, _from_main_rank(at.seconds, world, device) if timed else at.seconds,
+                            total_steps)
                 style, style_index = batch_styles(trained, net.styles, at.step, len(batch), rank, world, device)
                 terms = train_step(model, criterion, optimizer, batch, style, style_index if cfg.collection else None,
                                    cfg.stability_weight,
@@ -447,15 +450,15 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
     return terms, interrupted
 
 
-def set_lr(optimizer, cfg: TrainConfig, at: Position, total_steps: int) -> float:
+def set_lr(optimizer, cfg: TrainConfig, step: int, seconds: float, total_steps: int) -> float:
     """The learning rate of the step about to run: cfg.lr, or with --lr-decay cosine cfg.lr times
     (1 + cos(pi * progress)) / 2, progress in [0, 1] being how far the run is through its steps or
     its time limit, whichever is further (both are in the checkpoint: a resume continues the curve)."""
     lr = cfg.lr
     if cfg.lr_decay == "cosine":
-        progress = at.step / total_steps
+        progress = step / total_steps
         if cfg.time_limit:
-            progress = max(progress, at.seconds / cfg.time_limit)
+            progress = max(progress, seconds / cfg.time_limit)
         lr = cfg.lr * (1 + math.cos(math.pi * min(progress, 1.0))) / 2
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -474,11 +477,16 @@ def _log_step(bar, log_file, step: int, values: dict[str, float], images_per_s: 
 
 def _main_rank_says(flag: bool, world: int, device) -> bool:
     """The main rank's flag on every rank (one decision: the ranks stop at the same step)."""
+    return bool(_from_main_rank(float(flag), world, device))
+
+
+def _from_main_rank(value: float, world: int, device) -> float:
+    """The main rank's value on every rank."""
     if world == 1:
-        return flag
-    box = torch.tensor([float(flag)], device=device)
+        return value
+    box = torch.tensor([value], dtype=torch.float64, device=device)
     dist.broadcast(box, src=0)
-    return bool(box.item())
+    return float(box.item())
 
 
 def _epoch_loader(cfg: TrainConfig, photos: Photos, at: Position, rank: int, world: int, device) -> DataLoader:

@@ -206,7 +206,7 @@ def test_resume_is_exact(tmp_path, photo_dir):
 def test_cosine_lr_decay_follows_the_run_and_its_time_limit(tmp_path, photo_dir):
     """--lr-decay cosine: the logged learning rate of step k of n is lr * (1 + cos(pi k / n)) / 2; a
     time limit reached earlier than the steps sets the progress; none keeps lr constant."""
-    from fst.train import Position, set_lr
+    from fst.train import set_lr
 
     train(tiny_config(tmp_path, photo_dir, steps=6, lr=2e-3, lr_decay="cosine"), log=lambda *a: None)
     with open(tmp_path / "run" / "log.jsonl") as f:
@@ -215,11 +215,11 @@ def test_cosine_lr_decay_follows_the_run_and_its_time_limit(tmp_path, photo_dir)
 
     optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
     timed = TrainConfig(style=[], lr=1.0, lr_decay="cosine", time_limit=100.0)
-    assert set_lr(optimizer, timed, Position(step=10, seconds=50.0), 1000) == pytest.approx(0.5)  # time ahead of steps
-    assert set_lr(optimizer, timed, Position(step=900, seconds=50.0), 1000) == pytest.approx((1 + math.cos(0.9 * math.pi)) / 2)
-    assert set_lr(optimizer, timed, Position(step=10, seconds=130.0), 1000) == 0.0  # past the limit: not negative
+    assert set_lr(optimizer, timed, 10, 50.0, 1000) == pytest.approx(0.5)  # time ahead of steps
+    assert set_lr(optimizer, timed, 900, 50.0, 1000) == pytest.approx((1 + math.cos(0.9 * math.pi)) / 2)
+    assert set_lr(optimizer, timed, 10, 130.0, 1000) == 0.0  # past the limit: not negative
     assert optimizer.param_groups[0]["lr"] == 0.0
-    assert set_lr(optimizer, TrainConfig(style=[], lr=0.3), Position(step=999), 1000) == 0.3
+    assert set_lr(optimizer, TrainConfig(style=[], lr=0.3), 999, 0.0, 1000) == 0.3
 
 
 def test_final_model_loads_weights_only_with_metadata(tmp_path, photo_dir):
@@ -301,7 +301,8 @@ def test_distributed_two_cpu_ranks_stay_identical(tmp_path, photo_dir):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "fst", "train",
            "--style", str(FIXTURES / "starry_night.jpg"), "--data", str(photo_dir), "--image-size", "32", "--style-size", "64",
            "--steps", "3", "--channels", "4", "--res-blocks", "1", "--batch-size", "2", "--workers", "0",
-           "--checkpoint-every", "2", "--device", "cpu", "--output", str(tmp_path / "ddp.pth"), "--run-dir", str(tmp_path / "run")]
+           "--checkpoint-every", "2", "--device", "cpu", "--output", str(tmp_path / "ddp.pth"), "--run-dir", str(tmp_path / "run"),
+           "--lr-decay", "cosine", "--time-limit", "1000"]  # a decaying lr, set from the main rank's clock
     env = _cli_env()
     env["OMP_NUM_THREADS"] = "1"
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -310,6 +311,8 @@ def test_distributed_two_cpu_ranks_stay_identical(tmp_path, photo_dir):
     # rank 0 alone wrote: one log line per step, one final model
     lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+    lrs = [json.loads(line)["lr"] for line in lines]
+    assert lrs[0] == 1e-3 and lrs[0] > lrs[1] > lrs[2] > 0
     assert torch.load(tmp_path / "ddp.pth", weights_only=True)["meta"]["steps"] == 3
 
 
