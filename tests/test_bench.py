@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -303,3 +304,21 @@ def test_quality_markdown_shows_the_target_and_both_curves(quality):
     assert f"| great_wave (shipped, the target) | 2000 | {target['style_ratio']:.3f} ({target['max_style_ratio']:.3f}) |" in markdown
     assert markdown.count("| **fst train** |") == 1 + len(quality["report"]["sections"]["quality"]["rows"][0]["curve"])
     assert "/tmp/" not in markdown and str(REPO) not in markdown
+
+
+def test_networks_table_prices_each_network():
+    """python -m fst.bench.networks: one row per WIDTHxBLOCKS with its GMAC/MP (the network's own
+    count), the reference first at 1.00x; a malformed list is one line."""
+    from fst.transformer import macs_per_pixel
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "fst.bench.networks", "--networks", "8x1,4x2", "--size", "64",
+                        "--train-size", "32", "--repeats", "1"], capture_output=True, text=True, env=env, timeout=300,
+                       cwd=REPO)
+    assert r.returncode == 0, r.stderr[-500:]
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| width")]
+    assert len(rows) == 2 and rows[0].startswith("| width 8, 1 blocks") and rows[1].startswith("| width 4, 2 blocks")
+    assert f"| {macs_per_pixel(4, 2) / 1e3:.1f} |" in rows[1] and rows[0].count("(1.00×)") == 2
+    bad = subprocess.run([sys.executable, "-m", "fst.bench.networks", "--networks", "wide"], capture_output=True, text=True,
+                         cwd=REPO)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "WIDTHxBLOCKS" in bad.stderr
