@@ -386,6 +386,8 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
     terms, interrupted, ctrl_c, clock = {}, False, CtrlC(world, device), Stopwatch(at.seconds)
 
     evaluated = one_hot(trained[0], net.styles).to(device) if trained else None  # --add-style: the new style
+    # a time-decayed lr must be the same on every rank: the main rank's clock decides
+    timed_lr = bool(cfg.time_limit) and cfg.lr_decay != "none"
 
     def evaluate() -> None:  # not training time: the clock skips it
         log_file.write(json.dumps(held_out.record(torch_stylize(net, device, evaluated), at.step, at.seconds)) + "\n")
@@ -403,9 +405,7 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                 batch = batch.to(device, non_blocking=True)
                 if cfg.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                # a time-decayed lr must be the same on every rank: the main rank's clock decides
-                timed = bool(cfg.time_limit) and cfg.lr_decay != "none"
-                lr = set_lr(optimizer, cfg, at.step, _from_main_rank(at.seconds, world, device) if timed else at.seconds,
+                lr = set_lr(optimizer, cfg, at.step, _from_main_rank(at.seconds, world, device) if timed_lr else at.seconds,
                             total_steps)
                 style, style_index = batch_styles(trained, net.styles, at.step, len(batch), rank, world, device)
                 terms = train_step(model, criterion, optimizer, batch, style, style_index if cfg.collection else None,

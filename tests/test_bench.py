@@ -319,6 +319,7 @@ def test_networks_table_prices_each_network():
     rows = [line for line in r.stdout.splitlines() if line.startswith("| width")]
     assert len(rows) == 2 and rows[0].startswith("| width 8, 1 blocks") and rows[1].startswith("| width 4, 2 blocks")
     assert f"| {macs_per_pixel(4, 2) / 1e3:.1f} |" in rows[1] and rows[0].count("(1.00×)") == 2
-    bad = subprocess.run([sys.executable, "-m", "fst.bench.networks", "--networks", "wide"], capture_output=True, text=True,
-                         cwd=REPO)
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "WIDTHxBLOCKS" in bad.stderr
+    for networks in ("wide", "0x5"):
+        bad = subprocess.run([sys.executable, "-m", "fst.bench.networks", "--networks", networks], capture_output=True,
+                             text=True, cwd=REPO)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr and "WIDTHxBLOCKS" in bad.stderr, networks

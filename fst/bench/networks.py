@@ -20,12 +20,16 @@ import numpy as np
 
 from fst.bench.harness import Timer, log, median
 
+
 def parse_networks(text: str) -> list[tuple[int, int]]:
-    """'16x5,12x5' -> [(16, 5), (12, 5)]."""
+    """'16x5,12x5' -> [(16, 5), (12, 5)]; widths >= 1, blocks >= 0."""
     try:
-        return [(int(w), int(b)) for w, _, b in (part.strip().partition("x") for part in text.split(","))]
+        networks = [(int(w), int(b)) for w, _, b in (part.strip().partition("x") for part in text.split(","))]
     except ValueError:
-        raise SystemExit(f"--networks: {text!r}: use WIDTHxBLOCKS,... e.g. 16x5,12x5") from None
+        networks = []
+    if not networks or any(w < 1 or b < 0 for w, b in networks):
+        raise SystemExit(f"--networks: {text!r}: use WIDTHxBLOCKS,... e.g. 16x5,12x5 (width >= 1)")
+    return networks
 
 
 def measure(networks: list[tuple[int, int]], size: int, train_size: int, repeats: int) -> list[dict]:
@@ -50,12 +54,12 @@ def measure(networks: list[tuple[int, int]], size: int, train_size: int, repeats
     stylize_jobs, train_jobs = {}, {}
     for width, blocks in networks:
         torch.manual_seed(0)
-        net = TransformerNet(width, blocks)
-        session = OnnxStylizer(to_onnx_bytes(net.eval()), device="cpu")
+        net = TransformerNet(width, blocks)  # instance norm without running statistics: train/eval alike
+        session = OnnxStylizer(to_onnx_bytes(net), device="cpu")
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
         name = f"{width}x{blocks}"
         stylize_jobs[name] = lambda s=session: s(image)
-        train_jobs[name] = lambda n=net.train(), o=optimizer: train_step(n, criterion, o, batch)
+        train_jobs[name] = lambda n=net, o=optimizer: train_step(n, criterion, o, batch)
     log(f"networks: stylize {size}², {len(networks)} networks, 1 warm-up + {repeats} interleaved rounds")
     stylized = timer.run_interleaved(stylize_jobs, 1, repeats)
     log(f"networks: training step {train_size}², batch 4, {criterion.amp_dtype or 'float32'}")
