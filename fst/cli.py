@@ -185,8 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run exactly where it stopped, with its own settings "
                    "(only --steps, --epochs, --checkpoint-every, --output, --workers, --device, --vgg-weights, --eval-every, "
                    "--eval-size, --time-limit, --overwrite may change)")
-    p.add_argument("--init", metavar="MODEL", help="start from a trained model's weights: a .pth or a shipped style's name "
-                   "(fine-tune with another --style-weight, or a new style from a shipped network: faster, see README)")
+    p.add_argument("--init", metavar="MODEL", help="start from a trained model's weights: a .pth or a shipped name "
+                   "(fine-tune with another --style-weight, or a new style from a trained network: faster, see README); "
+                   "from a collection, its convolutions and one style's norm parameters: COLLECTION:STYLE, or by "
+                   "default the style nearest the new painting")
     p.add_argument("--collection", metavar="NAME", help="train one network holding every --style as a style of its own "
                    "(a style collection named NAME; not a blend)")
     p.add_argument("--add-style", metavar="IMAGE", help="add this style to the collection --init names, training only "

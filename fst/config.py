@@ -108,6 +108,9 @@ class TrainConfig:
     vgg_weights: str | None = None
     overwrite: bool = False
     init: str | None = None  # start from this trained model's weights (fine-tuning)
+    # --init COLLECTION:STYLE: the collection's style whose norm parameters the run starts from
+    # (None: the style whose outputs are nearest the new painting, fst.train.nearest_style).
+    init_style: str | None = None
     # A style collection (one network, each style its own norm parameters): each --style is a
     # style of its own, not a blend. add_style: the one --style joins the collection --init names,
     # only its norm parameters trained (the shared weights and the other styles stay as they are).

@@ -29,7 +29,7 @@ from fst.images import load_image, save_image
 from fst.losses import PerceptualLoss, load_style_image
 from fst.runtime import CtrlC, pick_amp, pick_device
 from fst.stability import stability_term, step_generator
-from fst.transformer import StyleNorm, TransformerNet, add_style_row, load_model, one_hot
+from fst.transformer import StyleNorm, TransformerNet, add_style_row, load_model, one_hot, one_style
 from fst.vgg import file_sha256, load_loss_network
 
 # What a resume may change (e.g. train longer, elsewhere); everything else is the checkpoint's, so
@@ -84,9 +84,8 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
         _check_same_targets(state, style_hashes, loss_net.identity)
     photos = load_photos(cfg, rank, world, log)
     total_steps = cfg.steps or cfg.epochs * photos.batches_per_epoch
-    net, optimizer, at = build_network(cfg, state, device, log, len(collection.names))
-    if cfg.add_style and state is None and collection.trained == [net.styles - 1]:
-        start_from_nearest_style(net, criterion, photos, device, log, collection.names)
+    start = starting_network(cfg, criterion, photos, device, log) if state is None else None
+    net, optimizer, at = build_network(cfg, state, device, log, len(collection.names), start)
     if at.step >= total_steps:
         raise FstError(f"--resume: the checkpoint is at step {at.step} and this run ends at step {total_steps}: "
                        "nothing to train (ask for more --steps or --epochs)")
@@ -100,7 +99,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
         "style_sha256": collection.hashes or style_hashes, "style_blend": cfg.style_blend, "architecture": net.architecture(),
         **({"style_names": collection.names} if collection.names else {}),
         "vgg": loss_net.identity, "data": photos.data_dir, "training_images": len(photos.dataset),
-        "held_out": [os.path.basename(p) for p in photos.held_out], "init": cfg.init,
+        "held_out": [os.path.basename(p) for p in photos.held_out], "init": cfg.init, "init_style": cfg.init_style,
     }
 
     def checkpoint() -> None:
@@ -274,22 +273,53 @@ def _check_same_targets(state: dict, style_hashes: list[str], vgg_identity: str)
                        "(pass --vgg-weights with the run's file)")
 
 
-def start_from_nearest_style(net: TransformerNet, criterion: PerceptualLoss, photos: Photos, device, log,
-                             names: list[str]) -> None:
-    """Start a new style's norm parameters (the last row) from the collection style whose outputs
-    are nearest to the new painting by this run's own style term, on the first 8 training photos:
-    fewer steps than from the mean of all styles when the new painting resembles one of them."""
+def nearest_style(net: TransformerNet, criterion: PerceptualLoss, photos: Photos, device) -> tuple[int, list[float]]:
+    """The collection style whose outputs are nearest to this run's painting by the run's own style
+    term, on the first 8 training photos (fewer steps from there than from the mean of all styles,
+    or from an unrelated one); also every style's term."""
     batch = torch.stack([photos.dataset[i] for i in range(min(8, len(photos.dataset)))]).to(device)
-    new = net.styles - 1
+    net = net.to(device)
     with torch.no_grad():
         terms = [float(criterion.style_loss_per_image(net(batch, one_hot(i, net.styles).to(device))).mean())
-                 for i in range(new)]
-        nearest = min(range(new), key=terms.__getitem__)
-        for m in net.modules():
-            if isinstance(m, StyleNorm):
-                m.scale[new], m.shift[new] = m.scale[nearest], m.shift[nearest]
-    log(f"the new style starts from {names[nearest]}'s parameters (style term {terms[nearest]:.3f} on "
-        f"{len(batch)} photos; the collection's styles: {min(terms):.3f}..{max(terms):.3f})")
+                 for i in range(net.styles)]
+    return min(range(net.styles), key=terms.__getitem__), terms
+
+
+def starting_network(cfg: TrainConfig, criterion: PerceptualLoss, photos: Photos, device, log) -> TransformerNet | None:
+    """What a new run starts from (None: fresh weights): --init's network, or from a collection:
+    with --add-style, the collection with one more style (a new painting's row starts as a copy of
+    a style's row); for a single-style run, the collection's convolutions with one style's norm
+    parameters. That style is --init COLLECTION:STYLE's, else the nearest (nearest_style)."""
+    if not cfg.init:
+        return None
+    start, meta = load_model(cfg.init)
+    names = meta.get("style_names", [])
+    log(f"starting from {cfg.init} ({meta.get('steps', '?')} steps{f', {len(names)} styles' if names else ''})")
+    if cfg.init_style and cfg.init_style not in names:
+        raise FstError(f"--init {cfg.init}:{cfg.init_style}: no such style in it "
+                       f"({'its styles: ' + ', '.join(names) if names else 'a single-style network'})")
+    new_painting = os.path.splitext(os.path.basename(cfg.style[0]))[0] if cfg.style else None
+    if cfg.add_style and new_painting in names:
+        log(f"{new_painting} is a style of it already: its norm parameters alone are trained further")
+        return start
+    if not names or cfg.collection:
+        return start
+    if cfg.init_style:
+        row = names.index(cfg.init_style)
+    else:
+        row, terms = nearest_style(start, criterion, photos, device)
+        log(f"nearest to the new painting: {names[row]} (style term {terms[row]:.3f} on 8 photos; "
+            f"the collection's styles: {min(terms):.3f}..{max(terms):.3f})")
+    if not cfg.add_style:
+        log(f"the run starts from {names[row]}'s norm parameters and the collection's convolutions")
+        return one_style(start, row)
+    grown = add_style_row(start)
+    for m in grown.modules():
+        if isinstance(m, StyleNorm):
+            with torch.no_grad():
+                m.scale[-1], m.shift[-1] = m.scale[row], m.shift[row]
+    log(f"the new style starts from {names[row]}'s parameters; its norm parameters alone are trained")
+    return grown
 
 
 def load_photos(cfg: TrainConfig, rank: int, world: int, log) -> Photos:
@@ -335,17 +365,16 @@ def held_out_figures(cfg: TrainConfig, photos: Photos, loss_net, device, at: Pos
     return HeldOut(criterion, photos.held_out, cfg.eval_every, cfg.eval_size, at.seconds)
 
 
-def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, log, styles: int = 0):
-    """The network and its optimizer: fresh, from --init's weights, or as the checkpoint left them.
-    styles: the collection's size (0: a single-style network). --add-style trains the norm
-    parameters alone: the shared weights get no gradient and are not in the optimizer."""
+def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, log, styles: int = 0,
+                  start: TransformerNet | None = None):
+    """The network and its optimizer: fresh, from `start`'s weights (starting_network), or as the
+    checkpoint left them. styles: the collection's size (0: a single-style network). --add-style
+    trains the norm parameters alone: the shared weights get no gradient and are not in the optimizer."""
     net = TransformerNet(cfg.channels, cfg.res_blocks, styles).to(device)
-    if cfg.add_style and state is None:
-        start, start_meta = load_model(cfg.init)
-        grow = start.styles < styles
-        net.load_state_dict((add_style_row(start) if grow else start).state_dict())
-        log(f"{'adding a style to' if grow else 'training one style further in'} {cfg.init} ({start.styles} styles, "
-            f"{start_meta.get('steps', '?')} steps): that style's norm parameters alone are trained")
+    if start is not None:
+        if start.architecture() != net.architecture():
+            raise FstError(f"--init {cfg.init}: its network is {start.architecture()}, this run's is {net.architecture()}")
+        net.load_state_dict(start.state_dict())
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     trained = net.parameters()
@@ -362,12 +391,6 @@ def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, lo
         at = Position(state["step"], state["epoch"], state["batch_in_epoch"], state.get("seconds", 0.0))
         log(f"resumed at step {at.step} (epoch {at.epoch}, batch {at.batch_in_epoch}) with the checkpoint's settings")
         return net, optimizer, at
-    if cfg.init and not cfg.add_style:
-        start, start_meta = load_model(cfg.init)
-        if start.architecture() != net.architecture():
-            raise FstError(f"--init {cfg.init}: its network is {start.architecture()}, this run's is {net.architecture()}")
-        net.load_state_dict(start.state_dict())
-        log(f"starting from {cfg.init} ({start_meta.get('steps', '?')} steps)")
     return net, optimizer, Position()
 
 
@@ -590,10 +613,10 @@ def run(args) -> int:
     given = {k: v for k, v in vars(args).items() if k != "command"}
     if given.get("eval_size") == "own":
         given["eval_size"] = None  # TrainConfig's own-size value
-    if given.get("init") and not os.path.isfile(given["init"]):  # a shipped network by name: --init starry_night
-        from fst.styles import resolve_model
+    if given.get("init") and not os.path.isfile(given["init"]):  # a shipped name (--init starry_night), or COLLECTION:STYLE
+        from fst.styles import resolve_style
 
-        given["init"] = resolve_model(given["init"], "torch")
+        given["init"], given["init_style"] = resolve_style(given["init"], "torch")
     resume = given.pop("resume", None)
     if resume:
         fixed = sorted(k for k in given if k not in RESUMABLE_OVERRIDES)

@@ -165,6 +165,22 @@ def add_style_row(net: TransformerNet) -> TransformerNet:
     return grown
 
 
+def one_style(net: TransformerNet, index: int) -> TransformerNet:
+    """A collection's style `index` as a single-style network: the same convolutions, that style's
+    norm row (scale, shift) as each instance norm's (weight, bias); the same function as the
+    collection with one_hot(index)."""
+    single = TransformerNet(net.channels, net.res_blocks)
+    renamed = {".scale": ".weight", ".shift": ".bias"}
+    state = {}
+    for key, value in net.state_dict().items():
+        suffix = key[key.rfind("."):]
+        if suffix in renamed:
+            key, value = key[: -len(suffix)] + renamed[suffix], value[index]
+        state[key] = value.clone()
+    single.load_state_dict(state)
+    return single
+
+
 def macs_per_pixel(channels: int, res_blocks: int) -> int:
     """Multiply-accumulates of the convolutions per pixel they run on (H, W multiples of 4; forward
     also runs them on its BORDER_MARGIN, 3 % more at 1024x1024)."""

@@ -174,6 +174,7 @@ def test_only_limits_the_sections(fst_cli):
         (["--only", "quality", "--model", str(REPO / "export" / "great_wave.onnx")], "needs the model's .pth"),
         (["--only", "quality", "--minutes", "0"], "--minutes"),
         (["--only", "quality", "--init", "great_wave"], "the target model itself"),
+        (["--only", "quality", "--init", "classics"], "trained on the target's painting already"),
         (["--only", "quality", "--init", str(REPO / "export" / "starry_night.onnx")], "needs a .pth"),
     ],
 )

@@ -19,7 +19,7 @@ from fst import FstError
 from fst.losses import LossConfig, PerceptualLoss
 from fst.mixing import style_weights
 from fst.train import train
-from fst.transformer import StyleNorm, TransformerNet, load_model, one_hot
+from fst.transformer import StyleNorm, TransformerNet, load_model, one_hot, one_style
 
 from conftest import run_fst
 from test_train import photo_dir, tiny_config  # noqa: F401 (the fixture)
@@ -169,6 +169,47 @@ def test_add_style_of_a_name_the_collection_holds_trains_that_style_alone(tmp_pa
             assert not torch.equal(b["model"][key][0], value[0]), key  # night: trained further
         else:
             assert torch.equal(b["model"][key], value), key
+
+
+def test_one_style_is_the_collection_with_that_style():
+    net = _random_norms(TransformerNet(4, 2, styles=3), seed=1)
+    x = torch.rand(2, 3, 30, 27)
+    with torch.no_grad():
+        for i in range(3):
+            torch.testing.assert_close(one_style(net, i).eval()(x), net(x, one_hot(i, 3)), rtol=0, atol=2e-6)
+
+
+def _with_a_blank_row(model: str, row: int, out: Path) -> str:
+    """The collection with style `row` made useless: its last norm layer's shift of 1000 saturates the
+    output conv, so every output is one flat colour of 0s and 1s, far from any painting's texture."""
+    state = torch.load(model, weights_only=True)
+    last = [k for k in state["model"] if k.endswith(".shift")][-1]
+    state["model"][last][row] = 1e3
+    torch.save(state, out)
+    return str(out)
+
+
+def test_a_single_style_run_from_a_collection_starts_from_its_nearest_or_named_style(tmp_path, photo_dir, two_styles):
+    """--init COLLECTION: the run's network starts as the collection's convolutions with one style's
+    norm parameters: the nearest to the painting by the style term (night's row blanked, so wings'),
+    or the one named (--init FILE:STYLE). lr 0 keeps the start as the final model."""
+    duo = train(_collection(tmp_path / "d", photo_dir, two_styles, steps=2), log=lambda *a: None)
+    blanked = _with_a_blank_row(duo, 0, tmp_path / "blanked.pth")
+    collection = load_model(blanked)[0]
+    lines = []
+    for init_style, expected in ((None, 1), ("night", 0)):
+        model = train(tiny_config(tmp_path / str(init_style), photo_dir, style=two_styles[:1], init=blanked,
+                                  init_style=init_style, lr=0.0, steps=1), log=lines.append)
+        state = torch.load(model, weights_only=True)
+        assert "styles" not in state["meta"]["architecture"] and state["meta"]["init_style"] == init_style
+        single = one_style(collection, expected).state_dict()
+        assert state["model"].keys() == single.keys()
+        assert all(torch.equal(state["model"][k], single[k]) for k in single), init_style
+    assert any("nearest to the new painting: wings" in line for line in lines)
+    code, _, err = run_fst("train", "--style", two_styles[0], "--data", photo_dir, "--image-size", "32", "--channels", "4",
+                           "--res-blocks", "1", "--style-size", "64", "--steps", "1", "--workers", "0", "--run-dir", tmp_path / "x",
+                           "--init", f"{blanked}:sunflowers")
+    assert code == 2 and "no such style" in err and "night, wings" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.fixture(scope="module")

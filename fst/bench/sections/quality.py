@@ -51,9 +51,13 @@ def model_meta(spec: str | None) -> tuple[str, dict]:
 
 
 def init_model(spec: str | None, target_path: str) -> str | None:
-    """The .pth the fst side starts from (--init), or None; one line if it cannot serve."""
+    """The .pth the fst side starts from (--init: a single-style network or a collection, whose
+    nearest style fst train picks), or None; one line if it cannot serve: not a .pth, or a network
+    that was trained on the target's painting already (the new style would not be new to it)."""
     if spec is None:
         return None
+    import torch
+
     from fst.styles import resolve_model
 
     path = resolve_model(spec, "torch")
@@ -61,6 +65,10 @@ def init_model(spec: str | None, target_path: str) -> str | None:
         raise FstError(f"--init {spec}: needs a .pth (fst train --init takes PyTorch weights)")
     if os.path.abspath(path) == os.path.abspath(target_path):
         raise FstError(f"--init {spec}: that is the target model itself: start from another style's network")
+    init_meta, target_meta = (torch.load(p, map_location="cpu", weights_only=True)["meta"] for p in (path, target_path))
+    if set(init_meta.get("style_sha256") or []) & set(target_meta.get("style_sha256") or []):
+        raise FstError(f"--init {spec}: it was trained on the target's painting already; start from a network "
+                       "that has not seen it (the time to a new style is measured)")
     return path
 
 
@@ -146,7 +154,8 @@ class FstSide:
         return (f"fst train --image-size {self.cfg.image_size} --batch-size {self.cfg.batch_size} --lr {self.cfg.lr:g} "
                 f"--lr-decay {self.cfg.lr_decay} --time-limit {self.cfg.time_limit:g} "
                 f"--style-size {self.cfg.style_size} (the model's loss weights and margin)"
-                + (f", --init {os.path.basename(self.cfg.init)} (another style's network)" if self.cfg.init else "")
+                + (f", --init {os.path.basename(self.cfg.init)} (a network not trained on this painting; of a "
+                   "collection, the style nearest the painting)" if self.cfg.init else "")
                 + f", --amp {self.cfg.amp} "
                 f"({str(amp).replace('torch.', '') if amp else 'float32'} here), --workers {self.cfg.workers}")
 
