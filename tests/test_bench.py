@@ -285,6 +285,32 @@ def test_quality_from_another_styles_network(fst_cli, tmp_path):
     assert start["content"] == pytest.approx(evaluated["mean_content"], rel=1e-3)
 
 
+def test_quality_from_a_collection_that_has_not_seen_the_painting(fst_cli, tmp_path):
+    """--init a collection without The Scream, for the reference Scream network: the fst side starts
+    from the collection's style nearest the painting (its log names it), so its first point is that
+    style's own figures against The Scream (as fst evaluate gives them)."""
+    reference = REPO / "checkpoints" / "reference"
+    path = tmp_path / "report.json"
+    code, out, err = fst_cli("bench", "--quick", "--only", "quality", "--model", str(reference / "the_scream.pth"),
+                             "--init", str(reference / "classics10.pth"), "--json", str(path), timeout=QUICK_TIMEOUT)
+    assert code == 0, err[-2000:]
+    nearest = re.search(r"nearest to the new painting: (\w+)", out + err)
+    assert nearest, (out + err)[-2000:]
+    result = json.loads(path.read_text())["sections"]["quality"]
+    rows = {r["name"]: r for r in result["rows"]}
+    start = rows["fst train --init classics10.pth"]["curve"][0]
+    from fst.evaluate import load_criterion, network_figures, photo_arrays
+    from fst.stylize import load_stylizer
+
+    held = sorted(str(p) for p in (REPO / "tests" / "fixtures" / "held_out").glob("*.jpg"))
+    criterion, _ = load_criterion(str(reference / "the_scream.pth"), vgg_weights=os.environ.get("FST_VGG_WEIGHTS"))
+    stylizer = load_stylizer(f"{reference / 'classics10.pth'}:{nearest[1]}", backend="torch")
+    evaluated = network_figures(criterion, stylizer, photo_arrays(held, 64))
+    assert start["step"] == 0 and result["target"]["step"] == 2400
+    assert start["style_ratio"] == pytest.approx(evaluated["mean_style_ratio"], rel=1e-4)
+    assert start["content"] == pytest.approx(evaluated["mean_content"], rel=1e-4)
+
+
 def test_quality_target_is_fst_evaluates_figures_of_the_shipped_model(quality, fst_cli):
     target = quality["report"]["sections"]["quality"]["target"]
     code, out, err = fst_cli("evaluate", "great_wave", "--photos", str(REPO / "tests" / "fixtures" / "held_out"),
