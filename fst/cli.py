@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="MODEL", help="start from a trained model's weights: a .pth or a shipped name "
                    "(fine-tune with another --style-weight, or a new style from a trained network: faster, see README); "
                    "from a collection, its convolutions and one style's norm parameters: COLLECTION:STYLE, or by "
-                   "default the style nearest the new painting")
+                   "default the style nearest the new painting. Default auto: the shipped classics collection for a "
+                   "one-style run of its width (16, 5 blocks), else fresh weights; none: fresh weights")
     p.add_argument("--collection", metavar="NAME", help="train one network holding every --style as a style of its own "
                    "(a style collection named NAME; not a blend)")
     p.add_argument("--add-style", metavar="IMAGE", help="add this style to the collection --init names, training only "

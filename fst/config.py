@@ -12,6 +12,10 @@ from fst import FstError
 JOHNSON_CHANNELS = 32  # Johnson et al.'s width of the first layer
 DEFAULT_CHANNELS = 16  # fst's: 3.6x fewer multiply-accumulates (README: Performance)
 DEFAULT_RES_BLOCKS = 5
+# --init auto (fst train's default): a one-style run at this collection's width starts from its
+# convolutions and its style nearest the new painting (README: Time to quality, a new painting
+# from a collection); a shipped collection's name (fst.styles.COLLECTIONS).
+DEFAULT_INIT_COLLECTION = "classics"
 DEFAULT_CONTENT_LAYER = "relu2_2"
 DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
@@ -107,7 +111,10 @@ class TrainConfig:
     val_count: int = 4
     vgg_weights: str | None = None
     overwrite: bool = False
-    init: str | None = None  # start from this trained model's weights (fine-tuning)
+    # Start from this trained model's weights (a .pth; a collection: see init_style). "auto": the
+    # shipped DEFAULT_INIT_COLLECTION where the run is one style at its width (fst.train.default_init),
+    # else fresh weights; None ("none" on the command line): fresh weights.
+    init: str | None = "auto"
     # --init COLLECTION:STYLE: the collection's style whose norm parameters the run starts from
     # (None: the style whose outputs are nearest the new painting, fst.train.nearest_style).
     init_style: str | None = None
@@ -127,8 +134,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """A recorded configuration (a checkpoint's)."""
-        return cls(**{**d, "loss": LossConfig.from_dict(d["loss"])})
+        """A recorded configuration (a checkpoint's; its init is the file the run started from)."""
+        return cls(**{"init": None, **d, "loss": LossConfig.from_dict(d["loss"])})
 
 
 @dataclass

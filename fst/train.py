@@ -67,6 +67,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     pause_at: also stop (checkpoint and model saved) at this much training time, the run's own
     --time-limit and so its --lr-decay schedule unchanged (fst bench trains in rounds); 0: no pause.
     """
+    chosen = default_init(cfg) if not resume else ""
     cfg, state = resume_or_start(cfg, resume, overrides)
     collection = collection_of(cfg, state)
     rank, world, local_rank = _distributed()
@@ -83,6 +84,8 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     if state is not None:
         _check_same_targets(state, style_hashes, loss_net.identity)
     photos = load_photos(cfg, rank, world, log)
+    if chosen:
+        log(chosen)
     total_steps = cfg.steps or cfg.epochs * photos.batches_per_epoch
     start = starting_network(cfg, criterion, photos, device, log) if state is None else None
     net, optimizer, at = build_network(cfg, state, device, log, len(collection.names), start)
@@ -139,6 +142,32 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
         dist.barrier()
         dist.destroy_process_group()
     return output
+
+
+def default_init(cfg: TrainConfig) -> str:
+    """Resolve --init auto (the default) in cfg: a one-style run whose network has the shipped
+    collection's width starts from it (starting_network: its convolutions and its style nearest the
+    painting: much nearer a finished style than fresh weights); other runs, and a checkout without
+    the collection's .pth, start from fresh weights. Returns what was chosen, for the log."""
+    if cfg.init == "none":
+        cfg.init = None
+    if cfg.init != "auto":
+        return ""
+    cfg.init = None
+    if cfg.collection or cfg.add_style:
+        return ""
+    from fst.config import DEFAULT_INIT_COLLECTION
+    from fst.styles import shipped_files
+
+    path = shipped_files(DEFAULT_INIT_COLLECTION)["pth"]
+    if not path.is_file():
+        return f"--init auto: no {path} here: fresh weights"
+    arch = torch.load(path, map_location="cpu", weights_only=True)["meta"]["architecture"]
+    if (arch["channels"], arch["res_blocks"]) != (cfg.channels, cfg.res_blocks):
+        return (f"--init auto: fresh weights (the {DEFAULT_INIT_COLLECTION} collection is {arch['channels']} wide with "
+                f"{arch['res_blocks']} blocks, this network {cfg.channels} with {cfg.res_blocks})")
+    cfg.init = str(path)
+    return f"--init auto: the {DEFAULT_INIT_COLLECTION} collection (--init none: fresh weights)"
 
 
 def resume_or_start(cfg: TrainConfig, resume: str | None, overrides: dict | None) -> tuple[TrainConfig, dict | None]:
@@ -613,7 +642,7 @@ def run(args) -> int:
     given = {k: v for k, v in vars(args).items() if k != "command"}
     if given.get("eval_size") == "own":
         given["eval_size"] = None  # TrainConfig's own-size value
-    if given.get("init") and not os.path.isfile(given["init"]):  # a shipped name (--init starry_night), or COLLECTION:STYLE
+    if given.get("init") not in (None, "auto", "none") and not os.path.isfile(given["init"]):  # a shipped name, or NAME:STYLE
         from fst.styles import resolve_style
 
         given["init"], given["init_style"] = resolve_style(given["init"], "torch")

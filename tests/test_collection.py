@@ -8,6 +8,7 @@ and evaluate pick styles by name.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,13 @@ def test_add_style_refuses_a_single_style_network(tmp_path, photo_dir, two_style
         train(tiny_config(tmp_path / "x", photo_dir, style=two_styles[:1], add_style=True, init=single), log=lambda *a: None)
 
 
+def test_add_style_without_init_is_one_line(tmp_path, photo_dir, two_styles):
+    """--init's default (auto) is no collection to add to: --add-style still asks for one."""
+    code, _, err = run_fst("train", "--add-style", two_styles[1], "--data", photo_dir, "--image-size", "32",
+                           "--steps", "1", "--workers", "0", "--run-dir", tmp_path / "x")
+    assert code == 2 and "needs --init COLLECTION.pth" in err and len(err.strip().splitlines()) == 1
+
+
 def test_add_style_of_a_name_the_collection_holds_trains_that_style_alone(tmp_path, photo_dir, two_styles):
     duo = train(_collection(tmp_path / "d", photo_dir, two_styles, steps=1), log=lambda *a: None)
     again = train(tiny_config(tmp_path / "y", photo_dir, style=two_styles[:1], add_style=True, init=duo, steps=2,
@@ -210,6 +218,30 @@ def test_a_single_style_run_from_a_collection_starts_from_its_nearest_or_named_s
                            "--res-blocks", "1", "--style-size", "64", "--steps", "1", "--workers", "0", "--run-dir", tmp_path / "x",
                            "--init", f"{blanked}:sunflowers")
     assert code == 2 and "no such style" in err and "night, wings" in err and len(err.strip().splitlines()) == 1
+
+
+def test_fst_train_starts_from_the_shipped_collection_by_default(tmp_path, photo_dir):
+    """--init auto (the default): a one-style run of the shipped collection's width starts from it,
+    at its style nearest the painting (named in the log; lr 0 keeps the start); --init none, or
+    another width, starts from fresh weights."""
+    classics = FIXTURES.parent.parent / "checkpoints" / "classics.pth"
+    collection, meta = load_model(str(classics))
+    runs = {}
+    for name, over in (("auto", {}), ("none", {"init": "none"}), ("narrow", {"channels": 8})):
+        lines = []
+        settings = {"channels": 16, "res_blocks": 5, "lr": 0.0, "steps": 1, **over}
+        model = train(tiny_config(tmp_path / name, photo_dir, **settings), log=lines.append)
+        runs[name] = (torch.load(model, weights_only=True), "\n".join(map(str, lines)))
+    state, log = runs["auto"]
+    assert state["meta"]["init"] == str(classics) and "--init auto: the classics collection" in log
+    nearest = re.search(r"nearest to the new painting: (\w+)", log)[1]
+    single = one_style(collection, meta["style_names"].index(nearest)).state_dict()
+    assert all(torch.equal(state["model"][k], single[k]) for k in single)
+    for name in ("none", "narrow"):
+        state, log = runs[name]
+        assert state["meta"]["init"] is None and "nearest" not in log, name
+    assert not torch.equal(runs["none"][0]["model"]["encoder.0.0.1.weight"], single["encoder.0.0.1.weight"])
+    assert "fresh weights (the classics collection is 16 wide" in runs["narrow"][1]
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,7 @@ def _quality(result: dict) -> list[Table]:
                     f"{result['crop']}² crops, batch {result['batch']}, {result['photos']} photos, at most "
                     f"{result['minutes']:.3g} min each",
                     ["minutes", "training", "step", "style ratio mean (max)", "content mean", "loss vs fst (bound)"])
-    summary.rows.append(["—", f"{result['model']} (shipped, the target)", str(t["step"] or "—"),
+    summary.rows.append(["—", f"{result['model']} ({'shipped, ' if result.get('shipped') else ''}the target)", str(t["step"] or "—"),
                          f"{t['style_ratio']:.3f} ({t['max_style_ratio']:.3f})", f"{t['content']:.3f}", "—"])
     summary.bold.append(False)
     for r in result["rows"]:

@@ -50,6 +50,13 @@ def model_meta(spec: str | None) -> tuple[str, dict]:
     return path, meta
 
 
+def is_shipped(path: str) -> bool:
+    """Whether the target is one of fst's shipped single-style networks (else a file of the user's)."""
+    from fst.styles import SHIPPED, shipped_files
+
+    return any(os.path.abspath(path) == os.path.abspath(shipped_files(name)["pth"]) for name in SHIPPED)
+
+
 def init_model(spec: str | None, target_path: str) -> str | None:
     """The .pth the fst side starts from (--init: a single-style network or a collection, whose
     nearest style fst train picks), or None; one line if it cannot serve: not a .pth, or a network
@@ -155,7 +162,7 @@ class FstSide:
                 f"--lr-decay {self.cfg.lr_decay} --time-limit {self.cfg.time_limit:g} "
                 f"--style-size {self.cfg.style_size} (the model's loss weights and margin)"
                 + (f", --init {os.path.basename(self.cfg.init)} (a network not trained on this painting; of a "
-                   "collection, the style nearest the painting)" if self.cfg.init else "")
+                   "collection, the style nearest the painting)" if self.cfg.init else ", --init none (fresh weights)")
                 + f", --amp {self.cfg.amp} "
                 f"({str(amp).replace('torch.', '') if amp else 'float32'} here), --workers {self.cfg.workers}")
 
@@ -276,7 +283,8 @@ def run(ctx: Context) -> dict:
     rounds = train_in_rounds(sides, target, plan.quality_seconds, plan.quality_every)
     rows = [summary(side, target, plan.quality_seconds / 60) for side in sides]
     rows[1]["check"] = check
-    return {"model": meta.get("name") or os.path.basename(path), "photos": len(train_paths), "held_out": len(held),
+    return {"model": meta.get("name") or os.path.basename(path), "shipped": is_shipped(path),
+            "photos": len(train_paths), "held_out": len(held),
             "eval_size": plan.quality_eval_size or "own", "every_seconds": plan.quality_every, "rounds": rounds,
             "minutes": plan.quality_seconds / 60, "crop": sides[0].cfg.image_size, "batch": sides[0].cfg.batch_size,
             "target": target, "rows": rows, "notes": _notes(ctx, sides, os.path.basename(ctx.quality_model or QUALITY_MODEL))}
