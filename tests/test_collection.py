@@ -158,6 +158,22 @@ def test_add_style_refuses_a_single_style_network(tmp_path, photo_dir, two_style
         train(tiny_config(tmp_path / "x", photo_dir, style=two_styles[:1], add_style=True, init=single), log=lambda *a: None)
 
 
+def test_add_style_starts_the_new_row_from_the_style_named(tmp_path, photo_dir, two_styles):
+    """--add-style with --init COLLECTION:STYLE: the new style's row starts as a copy of that style's
+    (lr 0 keeps the start), whichever is nearest."""
+    duo = train(_collection(tmp_path / "d", photo_dir, two_styles, steps=2), log=lambda *a: None)
+    third = tmp_path / "kitten.jpg"
+    third.write_bytes((FIXTURES / "kitten.jpg").read_bytes())
+    for named in ("night", "wings"):
+        grown = train(tiny_config(tmp_path / named, photo_dir, style=[str(third)], add_style=True, init=duo,
+                                  init_style=named, lr=0.0, steps=1, name="trio"), log=lambda *a: None)
+        state = torch.load(grown, weights_only=True)["model"]
+        row = ["night", "wings"].index(named)
+        for key, value in state.items():
+            if key.endswith((".scale", ".shift")):
+                assert value.shape[0] == 3 and torch.equal(value[2], value[row]), (named, key)
+
+
 def test_add_style_without_init_is_one_line(tmp_path, photo_dir, two_styles):
     """--init's default (auto) is no collection to add to: --add-style still asks for one."""
     code, _, err = run_fst("train", "--add-style", two_styles[1], "--data", photo_dir, "--image-size", "32",
