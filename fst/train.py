@@ -29,7 +29,7 @@ from fst.images import load_image, save_image
 from fst.losses import PerceptualLoss, load_style_image
 from fst.runtime import CtrlC, pick_amp, pick_device
 from fst.stability import stability_term, step_generator
-from fst.transformer import StyleNorm, TransformerNet, add_style_row, load_model, one_hot, one_style
+from fst.transformer import TransformerNet, add_style_row, load_model, one_hot, one_style
 from fst.vgg import file_sha256, load_loss_network
 
 # What a resume may change (e.g. train longer, elsewhere); everything else is the checkpoint's, so
@@ -87,7 +87,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     if chosen:
         log(chosen)
     total_steps = cfg.steps or cfg.epochs * photos.batches_per_epoch
-    start = starting_network(cfg, criterion, photos, device, log) if state is None else None
+    start = starting_network(cfg, collection, criterion, photos, device, log) if state is None else None
     net, optimizer, at = build_network(cfg, state, device, log, len(collection.names), start)
     if at.step >= total_steps:
         raise FstError(f"--resume: the checkpoint is at step {at.step} and this run ends at step {total_steps}: "
@@ -314,7 +314,8 @@ def nearest_style(net: TransformerNet, criterion: PerceptualLoss, photos: Photos
     return min(range(net.styles), key=terms.__getitem__), terms
 
 
-def starting_network(cfg: TrainConfig, criterion: PerceptualLoss, photos: Photos, device, log) -> TransformerNet | None:
+def starting_network(cfg: TrainConfig, collection: Collection, criterion: PerceptualLoss, photos: Photos, device,
+                     log) -> TransformerNet | None:
     """What a new run starts from (None: fresh weights): --init's network, or from a collection:
     with --add-style, the collection with one more style (a new painting's row starts as a copy of
     a style's row); for a single-style run, the collection's convolutions with one style's norm
@@ -327,9 +328,8 @@ def starting_network(cfg: TrainConfig, criterion: PerceptualLoss, photos: Photos
     if cfg.init_style and cfg.init_style not in names:
         raise FstError(f"--init {cfg.init}:{cfg.init_style}: no such style in it "
                        f"({'its styles: ' + ', '.join(names) if names else 'a single-style network'})")
-    new_painting = os.path.splitext(os.path.basename(cfg.style[0]))[0] if cfg.style else None
-    if cfg.add_style and new_painting in names:
-        log(f"{new_painting} is a style of it already: its norm parameters alone are trained further")
+    if cfg.add_style and len(collection.names) == len(names):  # collection_of: a style it holds, no new row
+        log(f"{names[collection.trained[0]]} is a style of it already: its norm parameters alone are trained further")
         return start
     if not names or cfg.collection:
         return start
@@ -342,13 +342,8 @@ def starting_network(cfg: TrainConfig, criterion: PerceptualLoss, photos: Photos
     if not cfg.add_style:
         log(f"the run starts from {names[row]}'s norm parameters and the collection's convolutions")
         return one_style(start, row)
-    grown = add_style_row(start)
-    for m in grown.modules():
-        if isinstance(m, StyleNorm):
-            with torch.no_grad():
-                m.scale[-1], m.shift[-1] = m.scale[row], m.shift[row]
     log(f"the new style starts from {names[row]}'s parameters; its norm parameters alone are trained")
-    return grown
+    return add_style_row(start, like=row)
 
 
 def load_photos(cfg: TrainConfig, rank: int, world: int, log) -> Photos:

@@ -153,14 +153,14 @@ def one_hot(index: torch.Tensor | int, styles: int) -> torch.Tensor:
     return F.one_hot(torch.as_tensor(index), styles).float()
 
 
-def add_style_row(net: TransformerNet) -> TransformerNet:
-    """The same collection with one more style, its norm parameters started at the mean of the
-    others' (a neutral start between the known styles); the others' rows are copied exactly."""
+def add_style_row(net: TransformerNet, like: int) -> TransformerNet:
+    """The same collection with one more style, its norm parameters started as a copy of style
+    `like`'s; every row of the others, and the convolutions, copied exactly."""
     grown = TransformerNet(net.channels, net.res_blocks, net.styles + 1)
     state = net.state_dict()
     for key, value in list(state.items()):
         if key.endswith((".scale", ".shift")):
-            state[key] = torch.cat([value, value.mean(0, keepdim=True)])
+            state[key] = torch.cat([value, value[like : like + 1]])
     grown.load_state_dict(state)
     return grown
 

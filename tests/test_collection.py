@@ -131,7 +131,7 @@ def test_add_style_trains_only_its_own_parameters(tmp_path, photo_dir, two_style
         else:
             assert torch.equal(grown, value), key  # the shared weights: bit-identical
     moved = [not torch.equal(b["model"][k][1], a["model"][k][0]) for k in a["model"] if k.endswith(".scale")]
-    assert all(moved)  # the new style's own parameters were trained (it started from the mean: here row 0)
+    assert all(moved)  # the new style's own parameters were trained (it started as a copy of the nearest: row 0)
 
 
 def test_add_style_eval_every_logs_the_new_styles_figures(tmp_path, photo_dir, two_styles):
