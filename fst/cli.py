@@ -93,6 +93,13 @@ def _size_or_own(text: str):
     return "own" if text == "own" else _size_or_pixels(text)
 
 
+def _decay(text: str) -> float:
+    value = _bounded(float, positive=False)(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"expected a decay from 0 to below 1, got {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _bounded(int, positive=False)(text)
     if value > 65535:
@@ -176,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-decay", choices=["none", "cosine"], help="cosine: the learning rate falls to 0 along a half "
                    "cosine by the run's end (--steps, or --time-limit if it comes first); "
                    f"none: constant (default {t.lr_decay})")
+    p.add_argument("--ema", type=_decay, metavar="DECAY", help="save, evaluate and preview a moving average of the "
+                   f"weights with this decay per step (default {t.ema:g}; 0: the last step's weights)")
     p.add_argument("--channels", type=_size_or_pixels, help=f"width of the first layer (default {t.channels}; Johnson: {JOHNSON_CHANNELS})")
     p.add_argument("--res-blocks", type=_count, help=f"residual blocks (default {t.res_blocks})")
     p.add_argument("--workers", type=_count, help=f"DataLoader worker processes (default {t.workers})")
@@ -317,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "instead of from scratch: another style's (e.g. starry_night), or a "
                                                    "collection (its style nearest the painting); never one trained on "
                                                    "--model's painting")
+    p.add_argument("--style-weight", type=_positive_float, metavar="W",
+                   help="the quality section's style weight for both sides (default: the one --model was trained with)")
     return parser
 
 

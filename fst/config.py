@@ -98,6 +98,11 @@ class TrainConfig:
     # "cosine": the learning rate falls from lr to 0 along a half cosine over the run (its --steps,
     # or its --time-limit if that ends it first); "none": constant lr.
     lr_decay: str = "none"
+    # The weights the run saves, evaluates and previews: an exponential moving average of the
+    # trained ones with this decay (fst.train.weight_average; its first steps average only the
+    # steps taken), which averages out Adam's step-to-step noise: lower held-out style ratio and
+    # content at the same step (README: Time to quality). 0: the last step's weights.
+    ema: float = 0.95
     channels: int = DEFAULT_CHANNELS
     res_blocks: int = DEFAULT_RES_BLOCKS
     loss: LossConfig = field(default_factory=LossConfig)
@@ -134,8 +139,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """A recorded configuration (a checkpoint's; its init is the file the run started from)."""
-        return cls(**{"init": None, **d, "loss": LossConfig.from_dict(d["loss"])})
+        """A recorded configuration (a checkpoint's; its init is the file the run started from).
+        Records made before ema existed saved the last step's weights: ema 0."""
+        return cls(**{"init": None, "ema": 0.0, **d, "loss": LossConfig.from_dict(d["loss"])})
 
 
 @dataclass

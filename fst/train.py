@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Subset
 
 from fst import FstError, __version__
@@ -89,6 +90,8 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     total_steps = cfg.steps or cfg.epochs * photos.batches_per_epoch
     start = starting_network(cfg, collection, criterion, photos, device, log) if state is None else None
     net, optimizer, at = build_network(cfg, state, device, log, len(collection.names), start)
+    averaged = weight_average(net, cfg.ema, state)
+    shown = averaged.module if averaged is not None else net  # the network evaluated, previewed and saved
     if at.step >= total_steps:
         raise FstError(f"--resume: the checkpoint is at step {at.step} and this run ends at step {total_steps}: "
                        "nothing to train (ask for more --steps or --epochs)")
@@ -107,7 +110,8 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
 
     def checkpoint() -> None:
         if is_main:
-            _atomic_torch_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), **asdict(at),
+            average = {"averaged": shown.state_dict(), "averaged_count": int(averaged.n_averaged)} if averaged is not None else {}
+            _atomic_torch_save({"model": net.state_dict(), **average, "optimizer": optimizer.state_dict(), **asdict(at),
                                 "rng": {"torch": torch.get_rng_state()}, "config": asdict(cfg),
                                 "style_sha256": style_hashes, "vgg": loss_net.identity, "meta": meta},
                                os.path.join(run_dir, "checkpoint.pth"))
@@ -122,7 +126,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     stop_seconds = min(t for t in (cfg.time_limit, pause_at, math.inf) if t)
     terms, interrupted = train_loop(cfg, model, criterion, optimizer, photos, at, total_steps, stop_seconds, device, rank,
                                     world, run_dir, checkpoint, resumed=state is not None, trained=collection.trained,
-                                    held_out=held_out)
+                                    held_out=held_out, averaged=averaged)
     checkpoint()
     if interrupted:
         log(f"interrupted at step {at.step}: checkpoint saved; continue with --resume {os.path.join(run_dir, 'checkpoint.pth')}")
@@ -131,11 +135,11 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
     if world > 1:
         _check_ranks_in_sync(net, world, log)
     if is_main:
-        _preview(net, photos.preview, device, os.path.join(run_dir, "preview_final.png"), collection.trained)
+        _preview(shown, photos.preview, device, os.path.join(run_dir, "preview_final.png"), collection.trained)
         meta.update({"steps": at.step, "train_seconds": round(at.seconds, 1), "config": asdict(cfg),
                      "final_loss": {k: float(v.detach()) for k, v in terms.items()},
                      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
-        state_dict = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+        state_dict = {k: v.detach().float().cpu().contiguous() for k, v in shown.state_dict().items()}
         _atomic_torch_save({"model": state_dict, "meta": meta}, output)
         log(f"saved {output}")
     if world > 1:
@@ -418,14 +422,36 @@ def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, lo
     return net, optimizer, Position()
 
 
+def weight_average(net: TransformerNet, decay: float, state: dict | None) -> AveragedModel | None:
+    """--ema: a moving average of the network's weights (torch's AveragedModel), or None for 0.
+    Its n-th update moves it by 1 - min(decay, (1 + n) / (10 + n)) towards the trained weights:
+    early on it averages only the steps taken (TensorFlow's num_updates rule), so an evaluation
+    after a few steps is not held back at the starting weights. Resumed from the checkpoint's."""
+    if not decay:
+        return None
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        weight = 1 - min(decay, (1 + float(n)) / (10 + float(n)))
+        for a, c in zip(averaged, current):
+            a.lerp_(c, weight)  # frozen weights (--add-style's shared ones) equal theirs: stay bit-identical
+
+    averaged = AveragedModel(net, multi_avg_fn=update)
+    if state is not None:
+        averaged.module.load_state_dict(state["averaged"])
+        averaged.n_averaged.fill_(state["averaged_count"])
+    return averaged
+
+
 def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, total_steps: int, stop_seconds: float,
                device, rank: int, world: int, run_dir: str, checkpoint, resumed: bool, trained: list[int] = (),
-               held_out: HeldOut | None = None):
+               held_out: HeldOut | None = None, averaged: AveragedModel | None = None):
     """Steps from `at` (updated in place) to total_steps, or until at.seconds reaches
     stop_seconds (inf: no limit); returns (last loss terms, interrupted). trained: a collection's styles this run
-    trains (empty: a single-style network). held_out (main rank): its figures go into the log."""
+    trains (empty: a single-style network). held_out (main rank): its figures go into the log. averaged
+    (weight_average): updated after each step; it, not the trained network, is evaluated and previewed."""
     is_main = rank == 0
     net = model.module if world > 1 else model
+    shown = averaged.module if averaged is not None else net
     log_file = open(os.path.join(run_dir, "log.jsonl"), "a" if resumed else "w") if is_main else None
     from tqdm import tqdm
 
@@ -437,7 +463,7 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
     timed_lr = bool(cfg.time_limit) and cfg.lr_decay != "none"
 
     def evaluate() -> None:  # not training time: the clock skips it
-        log_file.write(json.dumps(held_out.record(torch_stylize(net, device, evaluated), at.step, at.seconds)) + "\n")
+        log_file.write(json.dumps(held_out.record(torch_stylize(shown, device, evaluated), at.step, at.seconds)) + "\n")
         log_file.flush()
         clock.skip()
 
@@ -458,6 +484,8 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                 terms = train_step(model, criterion, optimizer, batch, style, style_index if cfg.collection else None,
                                    cfg.stability_weight,
                                    step_generator(cfg.seed, at.step, rank) if cfg.stability_weight else None)
+                if averaged is not None:
+                    averaged.update_parameters(net)
                 at.step += 1
                 at.batch_in_epoch += 1
                 at.seconds = clock.lap()
@@ -474,7 +502,7 @@ def train_loop(cfg, model, criterion, optimizer, photos: Photos, at: Position, t
                 if cfg.checkpoint_every and at.step % cfg.checkpoint_every == 0:
                     checkpoint()
                     if is_main:
-                        _preview(net, photos.preview, device, os.path.join(run_dir, f"preview_{at.step:06d}.png"), trained)
+                        _preview(shown, photos.preview, device, os.path.join(run_dir, f"preview_{at.step:06d}.png"), trained)
                 done = at.step >= total_steps or math.isfinite(stop_seconds) and _main_rank_says(
                     at.seconds >= stop_seconds, world, device)
                 if done:

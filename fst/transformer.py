@@ -206,7 +206,8 @@ def load_model(path: str, device="cpu") -> tuple[TransformerNet, dict]:
         state = torch.load(path, map_location="cpu", weights_only=True)
         arch = state["meta"]["architecture"]
         net = TransformerNet(arch["channels"], arch["res_blocks"], arch.get("styles", 0))
-        net.load_state_dict({k: v.float() for k, v in state["model"].items()})
+        # a checkpoint of an --ema run: its averaged weights, what the run evaluates and will save
+        net.load_state_dict({k: v.float() for k, v in state.get("averaged", state["model"]).items()})
     except FstError:
         raise
     except Exception as e:

@@ -173,6 +173,7 @@ def test_only_limits_the_sections(fst_cli):
         (["--only", "quality", "--photos", str(REPO / "tests" / "fixtures" / "unseen")], "would not hold out"),
         (["--only", "quality", "--model", str(REPO / "export" / "great_wave.onnx")], "needs the model's .pth"),
         (["--only", "quality", "--minutes", "0"], "--minutes"),
+        (["--only", "quality", "--style-weight", "0"], "--style-weight"),
         (["--only", "quality", "--init", "great_wave"], "the target model itself"),
         (["--only", "quality", "--init", "classics"], "trained on the target's painting already"),
         (["--only", "quality", "--init", str(REPO / "export" / "starry_night.onnx")], "needs a .pth"),
@@ -288,11 +289,13 @@ def test_quality_from_another_styles_network(fst_cli, tmp_path):
 def test_quality_from_a_collection_that_has_not_seen_the_painting(fst_cli, tmp_path):
     """--init a collection without The Scream, for the reference Scream network: the fst side starts
     from the collection's style nearest the painting (its log names it), so its first point is that
-    style's own figures against The Scream (as fst evaluate gives them)."""
+    style's own figures against The Scream (as fst evaluate gives them). --style-weight 6.5 trains
+    both sides at 6.5 (the target was trained at 5): PE's loss check passes only if PE's loss has it."""
     reference = REPO / "checkpoints" / "reference"
     path = tmp_path / "report.json"
     code, out, err = fst_cli("bench", "--quick", "--only", "quality", "--model", str(reference / "the_scream.pth"),
-                             "--init", str(reference / "classics10.pth"), "--json", str(path), timeout=QUICK_TIMEOUT)
+                             "--init", str(reference / "classics10.pth"), "--style-weight", "6.5", "--json", str(path),
+                             timeout=QUICK_TIMEOUT)
     assert code == 0, err[-2000:]
     nearest = re.search(r"nearest to the new painting: (\w+)", out + err)
     assert nearest, (out + err)[-2000:]
@@ -307,6 +310,9 @@ def test_quality_from_a_collection_that_has_not_seen_the_painting(fst_cli, tmp_p
     stylizer = load_stylizer(f"{reference / 'classics10.pth'}:{nearest[1]}", backend="torch")
     evaluated = network_figures(criterion, stylizer, photo_arrays(held, 64))
     assert start["step"] == 0 and result["target"]["step"] == 2400 and result["shipped"] is False
+    assert (result["style_weight"], result["target_style_weight"]) == (6.5, 5.0)
+    assert rows["PE, its network (float32)"]["check"]["ok"]
+    assert any("--style-weight 6.5 (the model's other loss weights" in n for n in json.loads(path.read_text())["notes"])
     assert start["style_ratio"] == pytest.approx(evaluated["mean_style_ratio"], rel=1e-4)
     assert start["content"] == pytest.approx(evaluated["mean_content"], rel=1e-4)
 

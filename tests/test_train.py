@@ -203,6 +203,28 @@ def test_resume_is_exact(tmp_path, photo_dir):
     assert any(not torch.equal(a[k], fresh[k]) for k in a if k in fresh and a[k].shape == fresh[k].shape)
 
 
+def test_ema_saves_the_moving_average_of_the_trained_weights(tmp_path, photo_dir):
+    """--ema D: the final model (and a checkpoint as load_model reads it) is the average of the
+    trained weights after each step k (w_k): a_1 = w_1, a_k = lerp(a_(k-1), w_k, 1 - min(D, (1 + n) / (10 + n)))
+    with n = k - 1 (the warm-up, then D from n = 3 on for D = 0.3); the training itself is unchanged."""
+    steps = [train(tiny_config(tmp_path / f"w{k}", photo_dir, steps=k, ema=0.0), log=lambda *a: None) for k in range(1, 5)]
+    trained = [torch.load(p, weights_only=True)["model"] for p in steps]
+    expected = {k: v.clone() for k, v in trained[0].items()}
+    for n, w in enumerate(trained[1:], start=1):
+        weight = 1 - min(0.3, (1 + n) / (10 + n))
+        for key in expected:
+            expected[key].lerp_(w[key], weight)
+    path = train(tiny_config(tmp_path / "ema", photo_dir, steps=4, ema=0.3), log=lambda *a: None)
+    saved = torch.load(path, weights_only=True)["model"]
+    assert all(torch.allclose(saved[k], expected[k], rtol=0, atol=1e-7) for k in expected)
+    assert any((expected[k] - trained[-1][k]).abs().max() > 1e-4 for k in expected)  # the average is not the last step
+    ckpt = torch.load(tmp_path / "ema" / "run" / "checkpoint.pth", weights_only=True)
+    assert all(torch.equal(ckpt["model"][k], trained[-1][k]) for k in expected)  # trained as without --ema
+    assert ckpt["averaged_count"] == 4
+    net, _ = load_model(str(tmp_path / "ema" / "run" / "checkpoint.pth"))
+    assert all(torch.equal(v, saved[k]) for k, v in net.state_dict().items())
+
+
 def test_cosine_lr_decay_follows_the_run_and_its_time_limit(tmp_path, photo_dir):
     """--lr-decay cosine: the logged learning rate of step k of n is lr * (1 + cos(pi k / n)) / 2; a
     time limit reached earlier than the steps sets the progress; none keeps lr constant."""
@@ -260,6 +282,8 @@ def test_cli_train_refuses_to_overwrite_and_reports_bad_input(tmp_path, photo_di
     assert r.returncode == 2 and "no such folder" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run(base + ["--style-margin", "0.3", "--output", str(tmp_path / "x.pth")], capture_output=True, text=True, env=_cli_env())
     assert r.returncode == 2 and "--style-margin" in r.stderr and "below 0.25" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run(base + ["--ema", "1", "--output", str(tmp_path / "x.pth")], capture_output=True, text=True, env=_cli_env())
+    assert r.returncode == 2 and "--ema" in r.stderr and "below 1" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_cli_train_init_from_a_shipped_network_by_name(tmp_path, photo_dir):

@@ -60,7 +60,7 @@ def _sections(only: str | None) -> list[str]:
 def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None = None, vgg_weights: str | None = None,
           repeats: int | None = None, only: str | None = None, command: str = "fst bench",
           video: str | None = None, photos: str | None = None, minutes: float | None = None,
-          init: str | None = None) -> dict:
+          init: str | None = None, style_weight: float | None = None) -> dict:
     if repeats is not None and repeats < 1:
         raise FstError("--repeats must be at least 1")
     if minutes is not None and not minutes > 0:
@@ -113,7 +113,8 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
     }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fst-bench-") as workdir:
-        ctx = Context(plan, device, Timer(device), model, Inputs(), workdir, vgg_weights, video, model_spec, photos, init)
+        ctx = Context(plan, device, Timer(device), model, Inputs(), workdir, vgg_weights, video, model_spec, photos, init,
+                      quality_style_weight=style_weight)
         for name in names:
             result = section(name)(ctx)
             report["notes"] += result.pop("notes", [])
@@ -156,11 +157,12 @@ def run(args) -> int:
                                                               ("--model", args.model and os.path.basename(args.model)),
                                                               ("--video", args.video and os.path.basename(args.video)),
                                                               ("--minutes", args.minutes),
-                                                              ("--init", args.init and os.path.basename(args.init)))
+                                                              ("--init", args.init and os.path.basename(args.init)),
+                                                              ("--style-weight", args.style_weight))
                         if value])
     report = bench(quick=args.quick, device_name=args.device, model_spec=args.model, vgg_weights=args.vgg_weights,
                    repeats=args.repeats, only=args.only, command=shown, video=args.video, photos=args.photos,
-                   minutes=args.minutes, init=args.init)
+                   minutes=args.minutes, init=args.init, style_weight=args.style_weight)
     if args.json and args.json != "-":
         with open(args.json, "w") as f:
             f.write(output.as_json(report))

@@ -132,6 +132,13 @@ def _minutes(value: float) -> str:
     return f"{value:.2f}" if value < 1 else f"{value:.1f}"  # --quick's runs are seconds long
 
 
+def _style_weight(result: dict) -> str:
+    """'style weight 6.5 (the target's 5), ' where bench --style-weight trained both sides at another
+    weight than the target's (reports made before the option: nothing)."""
+    weight, own = result.get("style_weight"), result.get("target_style_weight")
+    return f"style weight {weight:g} (the target's {own:g}), " if weight is not None and weight != own else ""
+
+
 def _quality(result: dict) -> list[Table]:
     """The time to the target (the shipped model's figures) of each side, then their curves."""
     from fst.bench.sections.quality import reached as reached_target
@@ -139,7 +146,7 @@ def _quality(result: dict) -> list[Table]:
     t, size = result["target"], "own size" if result["eval_size"] == "own" else f"{result['eval_size']} px"
     summary = Table(f"Time to quality: training time until {result['model']}'s held-out figures ({result['held_out']} "
                     f"photos at {size}: style ratio ≤ {t['style_ratio']:.3f}, content ≤ {t['content']:.3f}); "
-                    f"{result['crop']}² crops, batch {result['batch']}, {result['photos']} photos, at most "
+                    f"{result['crop']}² crops, batch {result['batch']}, {_style_weight(result)}{result['photos']} photos, at most "
                     f"{result['minutes']:.3g} min each",
                     ["minutes", "training", "step", "style ratio mean (max)", "content mean", "loss vs fst (bound)"])
     summary.rows.append(["—", f"{result['model']} ({'shipped, ' if result.get('shipped') else ''}the target)", str(t["step"] or "—"),

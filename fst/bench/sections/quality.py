@@ -159,8 +159,9 @@ class FstSide:
 
         amp = pick_amp(self.cfg.amp, pick_device(self.cfg.device))
         return (f"fst train --image-size {self.cfg.image_size} --batch-size {self.cfg.batch_size} --lr {self.cfg.lr:g} "
-                f"--lr-decay {self.cfg.lr_decay} --time-limit {self.cfg.time_limit:g} "
-                f"--style-size {self.cfg.style_size} (the model's loss weights and margin)"
+                f"--lr-decay {self.cfg.lr_decay} --ema {self.cfg.ema:g} --time-limit {self.cfg.time_limit:g} "
+                f"--style-size {self.cfg.style_size} --style-weight {self.cfg.loss.style_weight:g} (the model's other "
+                "loss weights and margin)"
                 + (f", --init {os.path.basename(self.cfg.init)} (a network not trained on this painting; of a "
                    "collection, the style nearest the painting)" if self.cfg.init else ", --init none (fresh weights)")
                 + f", --amp {self.cfg.amp} "
@@ -194,7 +195,8 @@ class PESide:
         self.loader = pe_train_loader(train_paths, ctx.plan.quality_crop or recorded["image_size"], recorded["batch_size"])
         self.batches = iter(self.loader)
         self.held_out = HeldOut(criterion, held, ctx.plan.quality_every, ctx.plan.quality_eval_size)
-        self.clock, self.step, self.points, self.criterion = Stopwatch(), 0, [], criterion
+        self.clock, self.step, self.points = Stopwatch(), 0, []
+        self.style, self.loss_net = style, ctx.loss_net
 
     def _batch(self):
         """The next batch of PE's DataLoader, a new epoch when one ends (PE: for e in range(epochs))."""
@@ -220,16 +222,20 @@ class PESide:
         self.points.append(point(self.held_out.record(pe_stylizer(self.pe.transformer), self.step, self.clock.seconds)))
         self.clock.skip()
 
-    def check(self) -> dict:
-        """Does PE's loss equal fst's (the evaluation's, float32) on a batch of its photos?"""
+    def check(self, fst_config) -> dict:
+        """Does PE's loss equal fst train's (fst_config: the fst side's LossConfig; float32) on a batch
+        of its photos?"""
         import torch
 
         from fst.bench.check import agreement, loss_bound
+        from fst.losses import PerceptualLoss
+
+        fst_loss = PerceptualLoss(self.loss_net, [self.style], fst_config)
 
         x = next(iter(self.loader))[0].to(self.device)
         with torch.no_grad():
             y = self.pe.transformer(x)
-            fst_value, pe_value = float(self.criterion(y, x)["total"]), float(self.pe.loss(y, x))
+            fst_value, pe_value = float(fst_loss(y, x)["total"]), float(self.pe.loss(y, x))
         longest = x.shape[0] * 128 * (x.shape[-2] // 2) * (x.shape[-1] // 2)  # relu2_2's N C H W
         return agreement(fst_value, pe_value, loss_bound("relu4_3", longest, "float32"))
 
@@ -277,9 +283,12 @@ def run(ctx: Context) -> dict:
               "content": report["mean_content"], "step": meta.get("steps")}
     criterion, _ = load_criterion(path, painting, ctx.vgg_weights, loss_net=ctx.loss_net)
     train_paths = [p for p in find_images([folder]) if p not in held]
-    sides = [FstSide(ctx, meta["config"], folder, painting, init_model(ctx.quality_init, path)),
-             PESide(ctx, meta["config"], train_paths, held, criterion, painting)]
-    check = sides[1].check()
+    recorded = meta["config"]
+    if ctx.quality_style_weight:  # both sides at another style weight; the target's figures stay its own
+        recorded = {**recorded, "loss": {**recorded["loss"], "style_weight": ctx.quality_style_weight}}
+    sides = [FstSide(ctx, recorded, folder, painting, init_model(ctx.quality_init, path)),
+             PESide(ctx, recorded, train_paths, held, criterion, painting)]
+    check = sides[1].check(sides[0].cfg.loss)
     rounds = train_in_rounds(sides, target, plan.quality_seconds, plan.quality_every)
     rows = [summary(side, target, plan.quality_seconds / 60) for side in sides]
     rows[1]["check"] = check
@@ -287,6 +296,7 @@ def run(ctx: Context) -> dict:
             "photos": len(train_paths), "held_out": len(held),
             "eval_size": plan.quality_eval_size or "own", "every_seconds": plan.quality_every, "rounds": rounds,
             "minutes": plan.quality_seconds / 60, "crop": sides[0].cfg.image_size, "batch": sides[0].cfg.batch_size,
+            "style_weight": recorded["loss"]["style_weight"], "target_style_weight": meta["config"]["loss"]["style_weight"],
             "target": target, "rows": rows, "notes": _notes(ctx, sides, os.path.basename(ctx.quality_model or QUALITY_MODEL))}
 
 
