@@ -102,7 +102,7 @@ class TrainConfig:
     # trained ones with this decay (fst.train.weight_average; its first steps average only the
     # steps taken), which averages out Adam's step-to-step noise: lower held-out style ratio and
     # content at the same step (README: Time to quality). 0: the last step's weights.
-    ema: float = 0.95
+    ema: float = 0.98
     channels: int = DEFAULT_CHANNELS
     res_blocks: int = DEFAULT_RES_BLOCKS
     loss: LossConfig = field(default_factory=LossConfig)
