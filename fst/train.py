@@ -141,7 +141,7 @@ def train(cfg: TrainConfig, resume: str | None = None, log=print, overrides: dic
                      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
         state_dict = {k: v.detach().float().cpu().contiguous() for k, v in shown.state_dict().items()}
         _atomic_torch_save({"model": state_dict, "meta": meta}, output)
-        log(f"saved {output}")
+        log(f"saved {output}" + (f" (the weights' moving average, --ema {cfg.ema:g})" if averaged is not None else ""))
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -337,6 +337,12 @@ def test_quality_markdown_shows_the_target_and_both_curves(quality):
     assert f"| great_wave (shipped, the target) | 2000 | {target['style_ratio']:.3f} ({target['max_style_ratio']:.3f}) |" in markdown
     assert markdown.count("| **fst train** |") == 1 + len(quality["report"]["sections"]["quality"]["rows"][0]["curve"])
     assert "/tmp/" not in markdown and str(REPO) not in markdown
+    for row in quality["report"]["sections"]["quality"]["rows"]:  # a miss names the figures above the target's
+        if row["minutes_to_target"] is None:
+            shown, over = row["shown"], [k for k in ("style_ratio", "content") if row["shown"][k] > target[k]]
+            assert over, row  # a row not reached has a figure above the target
+            cell = ", ".join(f"{k.replace('_', ' ')} {shown[k]:.4f} > {target[k]:.4f}" for k in over)
+            assert f": {cell}) | {'**' + row['name'] + '**' if row['role'] == 'fst' else row['name']} |" in markdown
 
 
 def test_networks_table_prices_each_network():

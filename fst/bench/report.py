@@ -139,6 +139,12 @@ def _style_weight(result: dict) -> str:
     return f"style weight {weight:g} (the target's {own:g}), " if weight is not None and weight != own else ""
 
 
+def _missed(point: dict, target: dict) -> str:
+    """Which of a point's figures are above the target's, to 4 places (3 may print them equal)."""
+    return ", ".join(f"{name.replace('_', ' ')} {point[name]:.4f} > {target[name]:.4f}"
+                     for name in ("style_ratio", "content") if point[name] > target[name])
+
+
 def _quality(result: dict) -> list[Table]:
     """The time to the target (the shipped model's figures) of each side, then their curves."""
     from fst.bench.sections.quality import reached as reached_target
@@ -155,7 +161,8 @@ def _quality(result: dict) -> list[Table]:
     for r in result["rows"]:
         p = r["shown"]
         reached = (_minutes(r["minutes_to_target"]) if r["minutes_to_target"] is not None
-                   else f"not reached in {r['budget_minutes']:.3g} (lowest style ratio at {_minutes(p['minutes'])})")
+                   else f"not reached in {r['budget_minutes']:.3g} (lowest style ratio at {_minutes(p['minutes'])}: "
+                        f"{_missed(p, t)})")
         summary.rows.append([reached, r["name"], str(p["step"]), f"{p['style_ratio']:.3f} ({p['max_style_ratio']:.3f})",
                              f"{p['content']:.3f}", _check(r)])
         summary.bold.append(r["role"] == "fst")
