@@ -93,13 +93,6 @@ def _size_or_own(text: str):
     return "own" if text == "own" else _size_or_pixels(text)
 
 
-def _decay(text: str) -> float:
-    value = _bounded(float, positive=False)(text)
-    if not value < 1:
-        raise argparse.ArgumentTypeError(f"expected a decay from 0 to below 1, got {text!r}")
-    return value
-
-
 def _port(text: str) -> int:
     value = _bounded(int, positive=False)(text)
     if value > 65535:
@@ -107,11 +100,20 @@ def _port(text: str) -> int:
     return value
 
 
-def _margin(text: str) -> float:
-    value = _bounded(float, positive=False)(text)
-    if not value < 0.25:
-        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to below 0.25, got {text!r}")
-    return value
+def _below(limit: float, what: str):
+    """An argparse type: a number from 0 to below `limit` (`what` names it in the error)."""
+
+    def parse(text: str) -> float:
+        value = _bounded(float, positive=False)(text)
+        if not value < limit:
+            raise argparse.ArgumentTypeError(f"expected {what} from 0 to below {limit:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+_margin = _below(0.25, "a fraction")  # --style-margin: of each side
+_decay = _below(1, "a decay")  # --ema
 
 
 # command -> "module:function(args)"; imported only when that command runs.
