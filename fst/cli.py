@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 
@@ -65,6 +66,22 @@ def _blend_weights(text: str) -> list[float]:
     weights = _floats(text)
     if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
         raise argparse.ArgumentTypeError(f"blend weights must be non-negative with a positive sum, got {text!r}")
+    return weights
+
+
+def _style_weights(text: str) -> dict[str, float]:
+    """'starry_night=5,the_scream=6.5' -> {'starry_night': 5.0, 'the_scream': 6.5}: weights >= 0."""
+    weights = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sign, value = part.partition("=")
+        try:
+            weights[name.strip()] = float(value) if sign and name.strip() else math.nan
+        except ValueError:
+            weights[name.strip()] = math.nan
+        if not weights[name.strip()] >= 0:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"expected STYLE=WEIGHT with a weight of 0 or more, got {part!r}")
+    if not weights:
+        raise argparse.ArgumentTypeError(f"expected STYLE=WEIGHT[,STYLE=WEIGHT...], got {text!r}")
     return weights
 
 
@@ -203,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "one-style run of its width (16, 5 blocks), else fresh weights; none: fresh weights")
     p.add_argument("--collection", metavar="NAME", help="train one network holding every --style as a style of its own "
                    "(a style collection named NAME; not a blend)")
+    p.add_argument("--style-weight-of", type=_style_weights, action="append", metavar="STYLE=W,...",
+                   help="with --collection: these styles' own style weight (beta), the others --style-weight's; "
+                        "STYLE is a --style file's name without extension (repeatable)")
     p.add_argument("--add-style", metavar="IMAGE", help="add this style to the collection --init names, training only "
                    "its own norm parameters (the shared weights stay bit-identical); a style of the same name already "
                    "there is trained further instead")

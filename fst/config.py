@@ -35,6 +35,10 @@ class LossConfig:
     # border taught thin vertical streaks). 2% of each side removes such edges.
     style_margin: float = 0.02
     style_layers: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in DEFAULT_STYLE_LAYERS})
+    # A collection's styles by name (a --style file's stem) -> their own beta; the others take
+    # style_weight. One weight for all trades content for style differently per painting (README:
+    # The classics collection).
+    style_weight_of: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_args(cls, args) -> "LossConfig":
@@ -45,6 +49,8 @@ class LossConfig:
                 setattr(cfg, name, getattr(args, name))
         if getattr(args, "style_layers", None):
             cfg.style_layers = parse_style_layers(args.style_layers)
+        for given in getattr(args, "style_weight_of", None) or []:  # --style-weight-of, repeatable
+            cfg.style_weight_of.update(given)
         return cfg
 
     @classmethod
@@ -62,7 +68,12 @@ class LossConfig:
             "border_pad": self.border_pad,
             "style_margin": self.style_margin,
             "style_layers": dict(self.style_layers),
+            "style_weight_of": dict(self.style_weight_of),
         }
+
+    def style_weights_of(self, names: list[str]) -> list[float]:
+        """Each named style's beta: its own (style_weight_of) or style_weight."""
+        return [self.style_weight_of.get(name, self.style_weight) for name in names]
 
 
 def parse_style_layers(text: str) -> dict[str, float]:

@@ -80,10 +80,12 @@ class PerceptualLoss(nn.Module):
         style_blend: list[float] | None = None,
         amp_dtype: torch.dtype | None = None,
         separate: bool = False,
+        style_betas: list[float] | None = None,
     ):
         """style_images: each (1, 3, H, W) RGB in [0, 1] (sizes may differ); style_blend: weights.
         separate: one target per style image, target_grams[layer] (S, C, C), picked per image by
-        forward's style_index; else their blend, target_grams[layer] (C, C)."""
+        forward's style_index; else their blend, target_grams[layer] (C, C). style_betas: separate
+        styles' own beta, one per image (default: config.style_weight for all)."""
         super().__init__()
         self.net = net
         self.config = config or LossConfig()
@@ -91,6 +93,8 @@ class PerceptualLoss(nn.Module):
         blend = style_blend or [1.0] * len(style_images)
         if len(blend) != len(style_images) or separate and style_blend:
             raise ValueError("one blend weight per style image, and none for separate styles")
+        if style_betas is not None and (not separate or len(style_betas) != len(style_images)):
+            raise ValueError("one beta per separate style image")
         unknown = (set(self.config.style_layers) | {self.config.content_layer}) - set(LAYER_NAMES)
         if unknown:
             raise FstError(f"unknown VGG layer(s): {', '.join(sorted(unknown))} (e.g. relu2_2)")
@@ -110,6 +114,9 @@ class PerceptualLoss(nn.Module):
         targets = {name: torch.stack(g) if separate else sum(w * x for w, x in zip(mix.tolist(), g))
                    for name, g in grams.items()}
         self.separate = separate
+        # (S,) float32: each separate style's beta, picked per image like its target
+        self.register_buffer("style_betas", torch.tensor(style_betas or [self.config.style_weight] * len(style_images),
+                                                         device=style_images[0].device))
         for i, name in enumerate(self.layer_weights):
             self.register_buffer(f"target_{i}", targets[name])
         self.target_grams = {name: getattr(self, f"target_{i}") for i, name in enumerate(self.layer_weights)}
@@ -134,7 +141,8 @@ class PerceptualLoss(nn.Module):
             feats = self._features(images, list(self.layer_weights))
         if self.separate and style_index is None:
             raise ValueError("separate styles need a style_index per image")
-        return {name: self.config.style_weight * w * style_layer_loss(
+        beta = self.style_betas[style_index] if self.separate else self.config.style_weight  # (N,) or a number
+        return {name: beta * w * style_layer_loss(
                     gram_matrix(feats[name]),
                     self.target_grams[name][style_index] if self.separate else self.target_grams[name])
                 for name, w in self.layer_weights.items()}

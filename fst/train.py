@@ -216,7 +216,7 @@ def collection_of(cfg: TrainConfig, state: dict | None) -> Collection:
         names = m["style_names"]
         trained = [len(names) - 1] if cfg.add_style else list(range(len(names)))
         return Collection(names, trained, m["style_paths"], m["style_sha256"])
-    new_names = [os.path.splitext(os.path.basename(p))[0] for p in cfg.style]
+    new_names = style_names(cfg.style)
     new_paths, new_hashes = [os.path.abspath(p) for p in cfg.style], [file_sha256(p) for p in cfg.style]
     if cfg.collection:
         if len(set(new_names)) != len(new_names):
@@ -232,6 +232,11 @@ def collection_of(cfg: TrainConfig, state: dict | None) -> Collection:
     return Collection(names + new_names, [len(names)], paths + new_paths, hashes + new_hashes)
 
 
+def style_names(paths: list[str]) -> list[str]:
+    """A collection's style names: its --style files' stems."""
+    return [os.path.splitext(os.path.basename(p))[0] for p in paths]
+
+
 def _check_config(cfg: TrainConfig) -> None:
     if cfg.add_style:
         _check_add_style(cfg)
@@ -239,6 +244,10 @@ def _check_config(cfg: TrainConfig) -> None:
         raise FstError("--collection trains each --style as a style of its own: --style-weights blends one style, drop it")
     if not cfg.style:
         raise FstError("give --style IMAGE (or --resume CHECKPOINT to continue a run)")
+    unknown = sorted(set(cfg.loss.style_weight_of) - set(style_names(cfg.style) if cfg.collection else []))
+    if unknown:
+        raise FstError(f"--style-weight-of {unknown[0]}: " + (f"no such style in the collection ({', '.join(style_names(cfg.style))})"
+                       if cfg.collection else "a collection's styles only (--collection); one style takes --style-weight"))
     if cfg.image_size < 32:
         raise FstError("--image-size must be at least 32")
     if cfg.output and not cfg.output.endswith(".pth"):
@@ -291,8 +300,9 @@ def build_loss(cfg: TrainConfig, device: torch.device) -> tuple[PerceptualLoss, 
     """The perceptual loss with the style's Gram targets computed once; the style files' hashes."""
     style_tensors = [torch.from_numpy(load_style_image(p, cfg.style_size, cfg.loss))[None].to(device) for p in cfg.style]
     loss_net = load_loss_network(cfg.vgg_weights, device)
+    betas = cfg.loss.style_weights_of(style_names(cfg.style)) if cfg.collection else None
     criterion = PerceptualLoss(loss_net, style_tensors, cfg.loss, cfg.style_blend, pick_amp(cfg.amp, device),
-                               separate=cfg.collection)
+                               separate=cfg.collection, style_betas=betas)
     if cfg.channels_last:
         criterion = criterion.to(memory_format=torch.channels_last)
     return criterion, loss_net, [file_sha256(p) for p in cfg.style]
@@ -335,6 +345,9 @@ def starting_network(cfg: TrainConfig, collection: Collection, criterion: Percep
     if cfg.add_style and len(collection.names) == len(names):  # collection_of: a style it holds, no new row
         log(f"{names[collection.trained[0]]} is a style of it already: its norm parameters alone are trained further")
         return start
+    if cfg.collection and names and names != collection.names:  # its rows are styles by position
+        raise FstError(f"--init {cfg.init}: its styles are {', '.join(names)}; a collection trained further needs the "
+                       f"same --style images in that order (this run: {', '.join(collection.names)})")
     if not names or cfg.collection:
         return start
     if cfg.init_style:

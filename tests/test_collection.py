@@ -96,6 +96,54 @@ def test_separate_targets_are_each_style_alone(loss_network, two_styles):
     assert float(both(x, c, style_index=index)["style"]) == pytest.approx(float(per_image.mean()), rel=1e-6)
 
 
+def test_each_style_takes_its_own_style_weight(loss_network, two_styles):
+    """style_betas: each image's style term is its own style's beta times the unit-beta term (and
+    the terms of the other styles' images do not move)."""
+    from fst.losses import load_style_image
+
+    cfg = LossConfig(style_weight=1.0)
+    styles = [torch.from_numpy(load_style_image(p, 64, cfg))[None] for p in two_styles]
+    x, index = torch.rand(3, 3, 48, 48), torch.tensor([1, 0, 1])
+    unit = PerceptualLoss(loss_network, styles, cfg, separate=True).style_loss_per_image(x, style_index=index)
+    own = PerceptualLoss(loss_network, styles, cfg, separate=True, style_betas=[2.0, 7.0])
+    torch.testing.assert_close(own.style_loss_per_image(x, style_index=index), unit * torch.tensor([7.0, 2.0, 7.0]),
+                               rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="beta"):
+        PerceptualLoss(loss_network, styles, cfg, style_betas=[2.0, 7.0])  # a blend has one beta
+
+
+def test_style_weight_of_sets_a_collection_style_weight_and_is_recorded(tmp_path, photo_dir, two_styles):
+    from fst.train import build_loss
+
+    cfg = _collection(tmp_path, photo_dir, two_styles, steps=1, loss=LossConfig(style_weight=8.0, style_weight_of={"wings": 3.0}))
+    criterion = build_loss(cfg, torch.device("cpu"))[0]
+    assert criterion.style_betas.tolist() == [8.0, 3.0]  # night: --style-weight's; wings: its own
+    out = train(cfg, log=lambda *a: None)
+    assert torch.load(out, weights_only=True)["meta"]["config"]["loss"]["style_weight_of"] == {"wings": 3.0}
+
+
+def test_style_weight_of_refuses_unknown_styles_and_single_style_runs(tmp_path, photo_dir, two_styles):
+    common = ["--data", photo_dir, "--steps", "1", "--image-size", "32", "--run-dir", tmp_path / "r"]
+    args = ["train", "--collection", "duo", "--style", two_styles[0], "--style", two_styles[1], *common]
+    code, _, err = run_fst(*args, "--style-weight-of", "night=5,wing=3")
+    assert code == 2 and "--style-weight-of wing: no such style in the collection (night, wings)" in err
+    assert "Traceback" not in err
+    code, _, err = run_fst("train", "--style", two_styles[0], *common, "--style-weight-of", "night=5")
+    assert code == 2 and "a collection's styles only" in err and "Traceback" not in err
+    for bad in ("night", "night=-1", "night=x", "=4"):
+        code, _, err = run_fst(*args, "--style-weight-of", bad)
+        assert code == 2 and "expected STYLE=WEIGHT" in err, (bad, err)
+    assert not (tmp_path / "r").exists()  # nothing was started
+
+
+def test_a_collection_trained_further_needs_its_styles_in_order(tmp_path, photo_dir, two_styles):
+    base = train(_collection(tmp_path / "base", photo_dir, two_styles, steps=1), log=lambda *a: None)
+    with pytest.raises(FstError, match="same --style images in that order"):
+        train(_collection(tmp_path / "again", photo_dir, two_styles[::-1], steps=1, init=base), log=lambda *a: None)
+    further = train(_collection(tmp_path / "on", photo_dir, two_styles, steps=2, init=base), log=lambda *a: None)
+    assert torch.load(further, weights_only=True)["meta"]["style_names"] == ["night", "wings"]
+
+
 def _collection(tmp, photo_dir, styles, **over):
     return tiny_config(tmp, photo_dir, style=styles, collection=True, **{"name": "duo", **over})
 
