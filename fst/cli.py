@@ -350,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "--model's painting")
     p.add_argument("--style-weight", type=_positive_float, metavar="W",
                    help="the quality section's style weight for both sides (default: the one --model was trained with)")
+    p.add_argument("--add-style", action="store_true", help="the quality section's fst side adds --model's painting "
+                   "to the collection --init names, training its norm parameters alone (fst train --add-style)")
+    p.add_argument("--lr", type=_positive_float, help="the quality section's fst learning rate (default: the one "
+                   "--model was trained with; --add-style trains far fewer parameters: README uses 1e-2)")
     return parser
 
 

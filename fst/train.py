@@ -214,7 +214,7 @@ def collection_of(cfg: TrainConfig, state: dict | None) -> Collection:
     if state is not None and "style_names" in state["meta"]:
         m = state["meta"]
         names = m["style_names"]
-        trained = [len(names) - 1] if cfg.add_style else list(range(len(names)))
+        trained = [names.index(style_names(cfg.style)[0])] if cfg.add_style else list(range(len(names)))
         return Collection(names, trained, m["style_paths"], m["style_sha256"])
     new_names = style_names(cfg.style)
     new_paths, new_hashes = [os.path.abspath(p) for p in cfg.style], [file_sha256(p) for p in cfg.style]

@@ -177,6 +177,9 @@ def test_only_limits_the_sections(fst_cli):
         (["--only", "quality", "--init", "great_wave"], "the target model itself"),
         (["--only", "quality", "--init", "classics"], "trained on the target's painting already"),
         (["--only", "quality", "--init", str(REPO / "export" / "starry_night.onnx")], "needs a .pth"),
+        (["--only", "quality", "--add-style"], "--add-style: name the collection"),
+        (["--only", "quality", "--add-style", "--init", "starry_night"], "a single-style network"),
+        (["--only", "quality", "--lr", "0"], "--lr"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(fst_cli, args, words):
@@ -315,6 +318,34 @@ def test_quality_from_a_collection_that_has_not_seen_the_painting(fst_cli, tmp_p
     assert any("--style-weight 6.5 (the model's other loss weights" in n for n in json.loads(path.read_text())["notes"])
     assert start["style_ratio"] == pytest.approx(evaluated["mean_style_ratio"], rel=1e-4)
     assert start["content"] == pytest.approx(evaluated["mean_content"], rel=1e-4)
+
+
+def test_quality_of_adding_the_painting_to_a_collection(fst_cli, tmp_path):
+    """--add-style: the fst side adds The Scream to the collection without it, training the new
+    style's norm parameters alone at --lr, and its curve is the new style's: it starts at the
+    nearest style's figures (the new row is a copy of it) and moves from there."""
+    reference = REPO / "checkpoints" / "reference"
+    path = tmp_path / "report.json"
+    code, out, err = fst_cli("bench", "--quick", "--only", "quality", "--model", str(reference / "the_scream.pth"),
+                             "--init", str(reference / "classics10.pth"), "--add-style", "--lr", "0.01",
+                             "--json", str(path), timeout=QUICK_TIMEOUT)
+    assert code == 0, err[-2000:]
+    assert "its norm parameters alone are trained" in out + err
+    report = json.loads(path.read_text())
+    rows = {r["name"]: r for r in report["sections"]["quality"]["rows"]}
+    curve = rows["fst train --add-style --init classics10.pth"]["curve"]
+    assert any("--lr 0.01 " in n and "--add-style --init classics10.pth" in n for n in report["notes"])
+    assert "--add-style" in report["command"] and "--lr 0.01" in report["command"]
+    nearest = re.search(r"the new style starts from (\w+)'s parameters", out + err)[1]
+    from fst.evaluate import load_criterion, network_figures, photo_arrays
+    from fst.stylize import load_stylizer
+
+    held = sorted(str(p) for p in (REPO / "tests" / "fixtures" / "held_out").glob("*.jpg"))
+    criterion, _ = load_criterion(str(reference / "the_scream.pth"), vgg_weights=os.environ.get("FST_VGG_WEIGHTS"))
+    evaluated = network_figures(criterion, load_stylizer(f"{reference / 'classics10.pth'}:{nearest}", backend="torch"),
+                                photo_arrays(held, 64))
+    assert curve[0]["step"] == 0 and curve[0]["style_ratio"] == pytest.approx(evaluated["mean_style_ratio"], rel=1e-4)
+    assert curve[-1]["step"] > 0 and curve[-1]["style_ratio"] != pytest.approx(curve[0]["style_ratio"], rel=1e-4)
 
 
 def test_quality_target_is_fst_evaluates_figures_of_the_shipped_model(quality, fst_cli):

@@ -241,6 +241,14 @@ def test_add_style_of_a_name_the_collection_holds_trains_that_style_alone(tmp_pa
             assert not torch.equal(b["model"][key][0], value[0]), key  # night: trained further
         else:
             assert torch.equal(b["model"][key], value), key
+    # resumed, it goes on training that style (not the collection's last row) and ends where the
+    # uninterrupted run of 2 steps did
+    train(tiny_config(tmp_path / "z", photo_dir, style=two_styles[:1], add_style=True, init=duo, steps=1, name="duo2"),
+          log=lambda *a: None)
+    resumed = train(tiny_config(tmp_path / "z", photo_dir, style=[], steps=2), resume=str(tmp_path / "z" / "run" / "checkpoint.pth"),
+                    log=lambda *a: None)
+    c = torch.load(resumed, weights_only=True)
+    assert all(torch.equal(c["model"][k], b["model"][k]) for k in b["model"]), "the resumed run trained another row"
 
 
 def test_one_style_is_the_collection_with_that_style():

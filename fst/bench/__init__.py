@@ -60,7 +60,8 @@ def _sections(only: str | None) -> list[str]:
 def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None = None, vgg_weights: str | None = None,
           repeats: int | None = None, only: str | None = None, command: str = "fst bench",
           video: str | None = None, photos: str | None = None, minutes: float | None = None,
-          init: str | None = None, style_weight: float | None = None) -> dict:
+          init: str | None = None, style_weight: float | None = None, add_style: bool = False,
+          lr: float | None = None) -> dict:
     if repeats is not None and repeats < 1:
         raise FstError("--repeats must be at least 1")
     if minutes is not None and not minutes > 0:
@@ -96,7 +97,7 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
     if "quality" in names:  # a model without its training record is a one-line error too
         from fst.bench.sections.quality import init_model, model_meta
 
-        init_model(init, model_meta(model_spec)[0])
+        init_model(init, model_meta(model_spec)[0], add_style)
     plan = Plan.make(quick, repeats, minutes)
     arch = model.architecture
     report = {
@@ -114,7 +115,7 @@ def bench(quick: bool = False, device_name: str = "cpu", model_spec: str | None 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fst-bench-") as workdir:
         ctx = Context(plan, device, Timer(device), model, Inputs(), workdir, vgg_weights, video, model_spec, photos, init,
-                      quality_style_weight=style_weight)
+                      quality_style_weight=style_weight, quality_add_style=add_style, quality_lr=lr)
         for name in names:
             result = section(name)(ctx)
             report["notes"] += result.pop("notes", [])
@@ -151,18 +152,21 @@ def _finish_notes(report: dict, ctx) -> None:
 def run(args) -> int:
     from fst.bench import report as output
 
-    shown = " ".join(["fst bench"] + [flag for flag, on in (("--quick", args.quick), ("--markdown", args.markdown)) if on]
+    shown = " ".join(["fst bench"] + [flag for flag, on in (("--quick", args.quick), ("--markdown", args.markdown),
+                                                            ("--add-style", args.add_style)) if on]
                      + [f"{flag} {value}" for flag, value in (("--only", args.only), ("--repeats", args.repeats),
                                                               ("--device", args.device if args.device != "cpu" else None),
                                                               ("--model", args.model and os.path.basename(args.model)),
                                                               ("--video", args.video and os.path.basename(args.video)),
                                                               ("--minutes", args.minutes),
                                                               ("--init", args.init and os.path.basename(args.init)),
-                                                              ("--style-weight", args.style_weight))
+                                                              ("--style-weight", args.style_weight),
+                                                              ("--lr", args.lr))
                         if value])
     report = bench(quick=args.quick, device_name=args.device, model_spec=args.model, vgg_weights=args.vgg_weights,
                    repeats=args.repeats, only=args.only, command=shown, video=args.video, photos=args.photos,
-                   minutes=args.minutes, init=args.init, style_weight=args.style_weight)
+                   minutes=args.minutes, init=args.init, style_weight=args.style_weight, add_style=args.add_style,
+                   lr=args.lr)
     if args.json and args.json != "-":
         with open(args.json, "w") as f:
             f.write(output.as_json(report))

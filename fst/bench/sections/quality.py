@@ -57,11 +57,14 @@ def is_shipped(path: str) -> bool:
     return any(os.path.abspath(path) == os.path.abspath(shipped_files(name)["pth"]) for name in SHIPPED)
 
 
-def init_model(spec: str | None, target_path: str) -> str | None:
+def init_model(spec: str | None, target_path: str, add_style: bool = False) -> str | None:
     """The .pth the fst side starts from (--init: a single-style network or a collection, whose
     nearest style fst train picks), or None; one line if it cannot serve: not a .pth, or a network
-    that was trained on the target's painting already (the new style would not be new to it)."""
+    that was trained on the target's painting already (the new style would not be new to it), or
+    with add_style anything but a collection."""
     if spec is None:
+        if add_style:
+            raise FstError("--add-style: name the collection to add the painting to with --init COLLECTION")
         return None
     import torch
 
@@ -76,6 +79,8 @@ def init_model(spec: str | None, target_path: str) -> str | None:
     if set(init_meta.get("style_sha256") or []) & set(target_meta.get("style_sha256") or []):
         raise FstError(f"--init {spec}: it was trained on the target's painting already; start from a network "
                        "that has not seen it (the time to a new style is measured)")
+    if add_style and not init_meta.get("style_names"):
+        raise FstError(f"--init {spec}: a single-style network; --add-style adds the painting to a collection")
     return path
 
 
@@ -130,15 +135,17 @@ class FstSide:
         from fst.config import LossConfig, TrainConfig
 
         plan, run_dir = ctx.plan, os.path.join(ctx.workdir, "quality_fst")
-        self.name = f"fst train --init {os.path.basename(init)}" if init else "fst train"
+        add = " --add-style" if ctx.quality_add_style else ""
+        self.name = f"fst train{add} --init {os.path.basename(init)}" if init else "fst train"
         self.cfg = TrainConfig(
             style=[painting], data=folder, name="quality", run_dir=run_dir, output=os.path.join(run_dir, "quality.pth"),
             image_size=plan.quality_crop or recorded["image_size"], style_size=recorded["style_size"],
-            batch_size=recorded["batch_size"], steps=10**9, lr=recorded["lr"], channels=recorded["channels"],
+            batch_size=recorded["batch_size"], steps=10**9, lr=ctx.quality_lr or recorded["lr"], channels=recorded["channels"],
             res_blocks=recorded["res_blocks"], loss=LossConfig.from_dict(recorded["loss"]), seed=recorded["seed"],
             flip=recorded.get("flip", True), val_count=recorded.get("val_count", 4), device=str(ctx.device),
             vgg_weights=ctx.vgg_weights, overwrite=True, eval_every=plan.quality_every, eval_size=plan.quality_eval_size,
-            time_limit=plan.quality_seconds, init=init, **({"workers": 0} if plan.quick else {}))
+            time_limit=plan.quality_seconds, init=init, add_style=ctx.quality_add_style,
+            **({"workers": 0} if plan.quick else {}))
         self.points: list[dict] = []
 
     def train_until(self, seconds: float) -> None:
@@ -162,7 +169,10 @@ class FstSide:
                 f"--lr-decay {self.cfg.lr_decay} --ema {self.cfg.ema:g} --time-limit {self.cfg.time_limit:g} "
                 f"--style-size {self.cfg.style_size} --style-weight {self.cfg.loss.style_weight:g} (the model's other "
                 "loss weights and margin)"
-                + (f", --init {os.path.basename(self.cfg.init)} (a network not trained on this painting; of a "
+                + (f", --add-style --init {os.path.basename(self.cfg.init)} (a collection not trained on this painting: "
+                   "the painting's norm parameters alone are trained, starting from its nearest style's)"
+                   if self.cfg.add_style else
+                   f", --init {os.path.basename(self.cfg.init)} (a network not trained on this painting; of a "
                    "collection, the style nearest the painting)" if self.cfg.init else ", --init none (fresh weights)")
                 + f", --amp {self.cfg.amp} "
                 f"({str(amp).replace('torch.', '') if amp else 'float32'} here), --workers {self.cfg.workers}")
@@ -286,7 +296,7 @@ def run(ctx: Context) -> dict:
     recorded = meta["config"]
     if ctx.quality_style_weight:  # both sides at another style weight; the target's figures stay its own
         recorded = {**recorded, "loss": {**recorded["loss"], "style_weight": ctx.quality_style_weight}}
-    sides = [FstSide(ctx, recorded, folder, painting, init_model(ctx.quality_init, path)),
+    sides = [FstSide(ctx, recorded, folder, painting, init_model(ctx.quality_init, path, ctx.quality_add_style)),
              PESide(ctx, recorded, train_paths, held, criterion, painting)]
     check = sides[1].check(sides[0].cfg.loss)
     rounds = train_in_rounds(sides, target, plan.quality_seconds, plan.quality_every)
