@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import os
 import sys
 
-from fst import FstError, __version__
+from fst import FstError, __version__, parse_weighted, shown
 from fst.config import JOHNSON_CHANNELS, LossConfig, OptimizeConfig, TrainConfig
 from fst.video import DEFAULT_CRF, DEFAULT_STABILITY
 
@@ -71,17 +70,13 @@ def _blend_weights(text: str) -> list[float]:
 
 def _style_weights(text: str) -> dict[str, float]:
     """'starry_night=5,the_scream=6.5' -> {'starry_night': 5.0, 'the_scream': 6.5}: weights >= 0."""
-    weights = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sign, value = part.partition("=")
-        try:
-            weights[name.strip()] = float(value) if sign and name.strip() else math.nan
-        except ValueError:
-            weights[name.strip()] = math.nan
-        if not weights[name.strip()] >= 0:  # NaN fails too
-            raise argparse.ArgumentTypeError(f"expected STYLE=WEIGHT with a weight of 0 or more, got {part!r}")
+    usage = "STYLE=WEIGHT[,STYLE=WEIGHT...] with weights >= 0"
+    try:
+        weights = dict(parse_weighted(text, "--style-weight-of", usage))
+    except FstError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--style-weight-of: ")) from None  # argparse names it
     if not weights:
-        raise argparse.ArgumentTypeError(f"expected STYLE=WEIGHT[,STYLE=WEIGHT...], got {text!r}")
+        raise argparse.ArgumentTypeError(f"no STYLE=WEIGHT in {shown(text)} (use {usage})")
     return weights
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fst import FstError
+from fst import FstError, parse_weighted
 
 JOHNSON_CHANNELS = 32  # Johnson et al.'s width of the first layer
 DEFAULT_CHANNELS = 16  # fst's: 3.6x fewer multiply-accumulates (README: Performance)
@@ -78,16 +78,7 @@ class LossConfig:
 
 def parse_style_layers(text: str) -> dict[str, float]:
     """'relu1_2,relu2_2:2' -> {'relu1_2': 1.0, 'relu2_2': 2.0}."""
-    layers = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, weight = part.partition(":")
-        try:
-            layers[name] = float(weight) if weight else 1.0
-        except ValueError:
-            layers[name] = float("nan")
-        if not layers[name] >= 0:  # NaN fails too
-            raise FstError(f"--style-layers: bad weight in {part!r} (use NAME or NAME:WEIGHT, WEIGHT >= 0)")
-    return layers
+    return dict(parse_weighted(text, "--style-layers", "NAME or NAME:WEIGHT, WEIGHT >= 0", sep=":", default=1.0))
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fst import FstError, shown
+from fst import FstError, parse_weighted, shown
 
 
 class UnknownStyle(FstError):
@@ -19,16 +19,7 @@ class UnknownStyle(FstError):
 
 def parse_mix(text: str) -> list[tuple[str, float]]:
     """'starry_night=0.6,the_scream=0.4' -> [('starry_night', 0.6), ('the_scream', 0.4)]."""
-    parts = []
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        name, eq, value = item.partition("=")
-        try:
-            weight = float(value) if eq else float("nan")
-        except ValueError:
-            weight = float("nan")
-        if not name.strip() or not weight >= 0 or weight == float("inf"):  # NaN fails too
-            raise FstError(f"--mix: bad part {shown(item)} (use STYLE=WEIGHT,STYLE=WEIGHT with weights >= 0)")
-        parts.append((name.strip(), weight))
+    parts = parse_weighted(text, "--mix", "STYLE=WEIGHT,STYLE=WEIGHT with weights >= 0")
     if not parts or sum(w for _, w in parts) <= 0:
         raise FstError("--mix: give at least one style with a positive weight (STYLE=WEIGHT,...)")
     return parts

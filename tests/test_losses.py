@@ -162,7 +162,7 @@ def test_style_blend_and_layer_options(loss_network, style_path, photo_paths):
     torch.testing.assert_close(loss.target_grams["relu2_2"], 0.25 * ga + 0.75 * gb, rtol=1e-5, atol=1e-3)
     with pytest.raises(FstError, match="relu9_9"):
         PerceptualLoss(loss_network, [a], LossConfig(style_layers={"relu9_9": 1.0}))
-    with pytest.raises(FstError, match="bad weight"):
+    with pytest.raises(FstError, match="--style-layers: bad part .relu1_2:heavy."):
         parse_style_layers("relu1_2:heavy")
 
 
