@@ -1,12 +1,12 @@
 """`fst export`: a trained TransformerNet -> ONNX, verified against PyTorch with ONNX Runtime.
 
 The ONNX model's convention (also stored in its metadata_props as "fst.convention"):
-    input  "input":  float32, (N, 3, H, W), RGB, 0..255, any N, H, W (H, W >= 11)
+    input  "input":  float32, (N, 3, H, W), RGB, 0..255, any N, H, W (H, W >= 19)
     output "output": float32, (N, 3, H, W), RGB, 0..255, clamped
 A style collection has a second input (and its style names, in order, in "fst.style_names"):
     input  "style_weights": float32, (S,): one weight per style; one-hot picks a style, weights
            summing to 1 mix styles (the norm layers' scales and shifts are interpolated)
-The graph reflect-pads 8 px on every side and up to a multiple of 4, and crops back, so any size works.
+The graph reflect-pads 16 px on every side and up to a multiple of 4, and crops back, so any size works.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from torch import nn
 
 from fst import FstError, __version__
 from fst.images import default_file_mode, find_images, load_image
+from fst.transformer import MIN_SIDE
 
-CONVENTION = "input float32 NCHW RGB 0..255 -> output float32 NCHW RGB 0..255 (clamped); any N, H>=11, W>=11"
+CONVENTION = f"input float32 NCHW RGB 0..255 -> output float32 NCHW RGB 0..255 (clamped); any N, H>={MIN_SIDE}, W>={MIN_SIDE}"
 COLLECTION_CONVENTION = CONVENTION + "; style_weights float32 (S,): one per style of fst.style_names (one-hot picks, a mix interpolates)"
 VERIFY_SIZES = [(64, 97), (256, 256), (721, 1280)]  # (H, W): odd, square, large and not multiples of 4
 

@@ -33,7 +33,7 @@ from fst.strokes import scale_error, stylize_scaled
 from fst.styles import resolve_style
 from fst.video import VIDEO_EXTENSIONS, is_video, stylize_videos, video_outputs
 
-MIN_SIDE = 11  # = fst.transformer.MIN_SIDE (not imported: that module imports torch)
+MIN_SIDE = 19  # = fst.transformer.MIN_SIDE (not imported: that module imports torch)
 
 
 class StyleChoice:

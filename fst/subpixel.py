@@ -16,8 +16,8 @@ channel 4k + 2i + j holds pixels (2y + i, 2x + j) of channel k (torch.pixel_unsh
 - Instance norm: on the reshape (N, c, 4h, w), which groups each channel's four phases: the same
   statistics, the same affine parameters (a collection's StyleNorm too: per channel).
 - 9x9 conv: a 5x5 conv from 4c to 4*3 channels over the same form, then depth-to-space. It needs no
-  padding: the network crops BORDER_MARGIN = 8 px from every side anyway, so the 4 px its kept
-  outputs read beyond them are real pixels of the tensor; the margin's outer 4 px are skipped.
+  padding: the network crops BORDER_MARGIN = 16 px from every side anyway, so the 4 px its kept
+  outputs read beyond them are real pixels of the tensor; the margin's outer 12 px are skipped.
 The result equals TransformerNet's to float rounding (about 1e-6 on the [0, 1] scale; tested).
 Weights are rearranged, never retrained: any trained model works.
 """
@@ -73,7 +73,7 @@ def _conv(weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
 
 class SpaceToDepthTail(nn.Module):
     """The last Upsample block and the 9x9 output conv: (N, 2c, h, w) half-resolution features ->
-    (N, 3, 2h - 16, 2w - 16) pre-sigmoid output, BORDER_MARGIN already cropped."""
+    (N, 3, 2h - 2m, 2w - 2m) pre-sigmoid output, BORDER_MARGIN m already cropped."""
 
     def __init__(self, upsample: nn.Module, output: nn.Sequential):
         super().__init__()
@@ -82,7 +82,7 @@ class SpaceToDepthTail(nn.Module):
         self.up = _conv(upsample_conv_weight(up_conv.weight.data), up_conv.bias.data.repeat_interleave(4))
         out_conv = output[1]
         self.out = _conv(space_to_depth_conv_weight(out_conv.weight.data), out_conv.bias.data.repeat_interleave(4))
-        self.skip = (BORDER_MARGIN - out_conv.kernel_size[0] // 2) // 2  # 8 - 4 full-res px = 2 here
+        self.skip = (BORDER_MARGIN - out_conv.kernel_size[0] // 2) // 2  # 16 - 4 full-res px = 6 here
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.up(F.pad(x, (1, 1, 1, 1), mode="replicate"))  # (N, 4c, h, w)
@@ -93,7 +93,7 @@ class SpaceToDepthTail(nn.Module):
 
 
 class InferenceNet(nn.Module):
-    """A trained TransformerNet, same input and output (RGB [0, 1], any H, W >= 11), faster."""
+    """A trained TransformerNet, same input and output (RGB [0, 1], any H, W >= MIN_SIDE), faster."""
 
     def __init__(self, net: TransformerNet):
         super().__init__()

@@ -8,6 +8,7 @@ loop -> save; each step is a function below it. One process, or one per rank und
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
 import os
@@ -30,7 +31,7 @@ from fst.images import load_image, save_image
 from fst.losses import PerceptualLoss, load_style_image
 from fst.runtime import CtrlC, pick_amp, pick_device
 from fst.stability import stability_term, step_generator
-from fst.transformer import TransformerNet, add_style_row, load_model, one_hot, one_style
+from fst.transformer import TRAINING_MARGIN, TransformerNet, add_style_row, load_model, one_hot, one_style
 from fst.vgg import file_sha256, load_loss_network
 
 # What a resume may change (e.g. train longer, elsewhere); everything else is the checkpoint's, so
@@ -661,10 +662,11 @@ def train_step(model, criterion: PerceptualLoss, optimizer, batch: torch.Tensor,
     A collection's: style (N, S) weights for the network, style_index (N,) for separate targets.
     stability_weight > 0: plus that times J_stability (fst.stability, its motions drawn from generator),
     a term of its own in the log."""
-    output = model(batch, style)
+    forward = functools.partial(model, margin=TRAINING_MARGIN)
+    output = forward(batch, style)
     terms = criterion(output, batch, style_index=style_index)
     if stability_weight:
-        terms["stability"] = stability_term(model, batch, output, style, generator)
+        terms["stability"] = stability_term(forward, batch, output, style, generator)
         terms["total"] = terms["total"] + stability_weight * terms["stability"]
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()

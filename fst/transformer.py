@@ -8,10 +8,11 @@ the last, nearest-neighbour upsampling then conv (no transposed conv: no checker
 Johnson's widths are c=32, R=5; fst's default is slimmer (see DEFAULT_CHANNELS). Inference (ONNX
 export, --backend torch) runs the same function rearranged: fst.subpixel.
 
-Input and output: RGB in [0, 1], shape (N, 3, H, W), any H, W >= 11: the input is reflect-padded by
-8 px on every side (the network's own border behaviour then falls outside the picture) and up to
+Input and output: RGB in [0, 1], shape (N, 3, H, W), any H, W >= 19: the input is reflect-padded by
+16 px on every side (the network's own border behaviour then falls outside the picture) and up to
 a multiple of 4 (the two stride-2 stages), and the output cropped back, inside forward, so the
-ONNX graph does the same.
+ONNX graph does the same. Training pads 8 px (TRAINING_MARGIN): 11-19 % fewer pixels at 256-128 px
+crops; what the network learns to do at that nearer edge is cropped away at inference.
 """
 
 from __future__ import annotations
@@ -24,15 +25,20 @@ from torch import nn
 
 from fst import FstError
 from fst.config import DEFAULT_CHANNELS, DEFAULT_RES_BLOCKS, JOHNSON_CHANNELS  # noqa: F401 (re-exported)
-BORDER_MARGIN = 8  # reflected pixels added on each side in forward, cropped from the output
-MIN_SIDE = 11  # reflection padding (8 + up to 3 px) must stay below the side: 10 fails
+# Reflected pixels added on each side in forward, cropped from the output. Networks learn to paint
+# differently within ~16 px of the padded edge (great_wave: a pale wash over the top rows); at 16 px
+# of margin that falls outside the picture: tests/test_shipped.py's edge measure, 0.077 at 8 px
+# and 0.027 at 16 for the classics' great_wave. It costs 3 % more pixels at 1024x1024.
+BORDER_MARGIN = 16
+TRAINING_MARGIN = 8  # fst train's (train_step): its time-to-quality figures were measured with it
+MIN_SIDE = 19  # reflection padding (16 + up to 3 px) must stay below the side: 18 fails
 
 
-def reflect_margin(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, H', W'): BORDER_MARGIN reflected pixels on every side (whatever the
-    network does at its own borders happens there and is cropped away), plus up to 3 px more at
-    the bottom and right to reach a multiple of 4 (the two stride-2 stages)."""
-    h, w, m = x.shape[-2], x.shape[-1], BORDER_MARGIN
+def reflect_margin(x: torch.Tensor, m: int = BORDER_MARGIN) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, H', W'): m reflected pixels on every side (whatever the network does
+    at its own borders happens there and is cropped away), plus up to 3 px more at the bottom and
+    right to reach a multiple of 4 (the two stride-2 stages)."""
+    h, w = x.shape[-2], x.shape[-1]
     pad_h, pad_w = (4 - h % 4) % 4, (4 - w % 4) % 4
     return F.pad(x, (m, m + pad_w, m, m + pad_h), mode="reflect")
 
@@ -119,12 +125,13 @@ class TransformerNet(nn.Module):
         self.residuals = nn.Sequential(*[ResidualBlock(4 * c, s) for _ in range(res_blocks)])
         self.decoder = nn.Sequential(Upsample(4 * c, 2 * c, s), Upsample(2 * c, c, s), OutputConv(c, 3, 9))
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None, margin: int = BORDER_MARGIN) -> torch.Tensor:
         """(N, 3, H, W) RGB [0, 1], H, W >= MIN_SIDE -> (N, 3, H, W) RGB [0, 1].
-        style (collections only): style weights, (S,) for the batch or (N, S) per image."""
+        style (collections only): style weights, (S,) for the batch or (N, S) per image.
+        margin: reflected pixels around the input (a multiple of 4; training's is TRAINING_MARGIN)."""
         set_style(self, style)
-        h, w, m = x.shape[-2], x.shape[-1], BORDER_MARGIN
-        y = self.decoder(self.residuals(self.encoder(reflect_margin(x))))
+        h, w, m = x.shape[-2], x.shape[-1], margin
+        y = self.decoder(self.residuals(self.encoder(reflect_margin(x, m))))
         return torch.sigmoid(y[..., m : m + h, m : m + w])
 
     def architecture(self) -> dict:
@@ -183,7 +190,7 @@ def one_style(net: TransformerNet, index: int) -> TransformerNet:
 
 def macs_per_pixel(channels: int, res_blocks: int) -> int:
     """Multiply-accumulates of the convolutions per pixel they run on (H, W multiples of 4; forward
-    also runs them on its BORDER_MARGIN, 3 % more at 1024x1024)."""
+    also runs them on its BORDER_MARGIN, 6 % more at 1024x1024)."""
     c = channels
     full, quarter, sixteenth = 1.0, 0.25, 1 / 16
     total = 9 * 9 * 3 * c * full  # 9x9 in

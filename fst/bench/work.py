@@ -34,12 +34,12 @@ def train_step_macs(transformer_macs: int, vgg_side: int, content_layer: str, ba
     return batch * (3 * transformer_macs + 2 * out + content)
 
 
-def fst_net_macs(channels: int, res_blocks: int, size: int) -> int:
-    """fst's TransformerNet on a size x size image: its margin included (8 px each side, then up
-    to a multiple of 4)."""
+def fst_net_macs(channels: int, res_blocks: int, size: int, margin: int | None = None) -> int:
+    """fst's TransformerNet on a size x size image: its margin included (BORDER_MARGIN each side,
+    TRAINING_MARGIN in a training step, then up to a multiple of 4)."""
     from fst.transformer import BORDER_MARGIN, macs_per_pixel
 
-    side = size + 2 * BORDER_MARGIN
+    side = size + 2 * (BORDER_MARGIN if margin is None else margin)
     side += (4 - size % 4) % 4
     return macs_per_pixel(channels, res_blocks) * side * side
 

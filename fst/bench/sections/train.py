@@ -24,7 +24,11 @@ def _jobs(ctx: Context, precision: str, style, batch, config, arch) -> dict:
     from fst.bench.baselines import PETraining, TransformerNet as PENet
     from fst.losses import PerceptualLoss
     from fst.train import train_step
-    from fst.transformer import TransformerNet
+    from fst.transformer import TRAINING_MARGIN, TransformerNet
+
+    class AsTrained(TransformerNet):  # fst's network at fst train's margin, for PE's loop
+        def forward(self, x, style=None):
+            return super().forward(x, style, TRAINING_MARGIN)
 
     amp = getattr(torch, precision) if AMP[precision] else None
     size = batch.shape[-1]
@@ -37,11 +41,11 @@ def _jobs(ctx: Context, precision: str, style, batch, config, arch) -> dict:
         terms = train_step(net, criterion, opt, batch)
         return {k: float(v.detach()) for k, v in terms.items()}  # fst.train logs every term
 
-    fst_macs = fst_net_macs(arch["channels"], arch["res_blocks"], size)
+    fst_macs = fst_net_macs(arch["channels"], arch["res_blocks"], size, TRAINING_MARGIN)
     jobs = {f"fst ({precision})": ("fst", fst_step, fst_macs, config.content_layer, None)}
     content_mean = batch.shape[0] * 128 * (size // 2) ** 2  # relu2_2's N C H W: the loss's longest mean
     bound = loss_bound("relu4_3", content_mean, precision)
-    for name, make_net, macs in ((f"PE, fst's network ({precision})", lambda: TransformerNet(arch["channels"], arch["res_blocks"]), fst_macs),
+    for name, make_net, macs in ((f"PE, fst's network ({precision})", lambda: AsTrained(arch["channels"], arch["res_blocks"]), fst_macs),
                                  (f"PE, its network ({precision})", PENet, pe_net_macs(size))):
         torch.manual_seed(0)
         pe = PETraining(make_net().to(ctx.device), ctx.loss_net, style, config, batch.shape[0], amp_dtype=amp)
