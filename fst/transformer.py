@@ -27,8 +27,8 @@ from fst import FstError
 from fst.config import DEFAULT_CHANNELS, DEFAULT_RES_BLOCKS, JOHNSON_CHANNELS  # noqa: F401 (re-exported)
 # Reflected pixels added on each side in forward, cropped from the output. Networks learn to paint
 # differently within ~16 px of the padded edge (great_wave: a pale wash over the top rows); at 16 px
-# of margin that falls outside the picture: tests/test_shipped.py's edge measure, 0.077 at 8 px
-# and 0.027 at 16 for the classics' great_wave. It costs 3 % more pixels at 1024x1024.
+# of margin that falls outside the picture: tests/test_shipped.py's edge measure, 0.073 at 8 px
+# and 0.029 at 16 for the classics' great_wave. It costs 3 % more pixels at 1024x1024.
 BORDER_MARGIN = 16
 TRAINING_MARGIN = 8  # fst train's (train_step): its time-to-quality figures were measured with it
 MIN_SIDE = 19  # reflection padding (16 + up to 3 px) must stay below the side: 18 fails

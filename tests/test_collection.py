@@ -189,7 +189,8 @@ def test_add_style_eval_every_logs_the_new_styles_figures(tmp_path, photo_dir, t
 
     base = train(_collection(tmp_path / "base", photo_dir, two_styles[:1], steps=2, name="solo"), log=lambda *a: None)
     added = train(tiny_config(tmp_path / "add", photo_dir, style=two_styles[1:], add_style=True, init=base, steps=3,
-                              name="solo2", eval_every=1e3, eval_size=40), log=lambda *a: None)
+                              name="solo2", eval_every=1e3, eval_size=40, lr=0.05),  # lr: 3 steps move the new row
+                  log=lambda *a: None)
     with open(tmp_path / "add" / "run" / "log.jsonl") as f:
         records = [r for r in map(json.loads, f) if "held_out" in r]
     assert [r["step"] for r in records] == [0, 3]  # the start and the end
