@@ -70,8 +70,10 @@ def tiny_config(tmp: Path, photo_dir: Path, **over) -> TrainConfig:
 
 
 def test_transformer_any_size_and_range():
+    from fst.transformer import MIN_SIDE
+
     net = TransformerNet(8, 2).eval()
-    for h, w in [(12, 12), (33, 50), (64, 97), (128, 128)]:
+    for h, w in [(MIN_SIDE, MIN_SIDE), (MIN_SIDE + 1, MIN_SIDE + 3), (33, 50), (64, 97), (128, 128)]:
         with torch.no_grad():
             y = net(torch.rand(2, 3, h, w))
         assert y.shape == (2, 3, h, w)
