@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from fst import FstError, __version__, parse_weighted, shown
+from fst import FstError, __version__
 from fst.config import JOHNSON_CHANNELS, LossConfig, OptimizeConfig, TrainConfig
 from fst.video import DEFAULT_CRF, DEFAULT_STABILITY
 
@@ -65,18 +65,6 @@ def _blend_weights(text: str) -> list[float]:
     weights = _floats(text)
     if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
         raise argparse.ArgumentTypeError(f"blend weights must be non-negative with a positive sum, got {text!r}")
-    return weights
-
-
-def _style_weights(text: str) -> dict[str, float]:
-    """'starry_night=5,the_scream=6.5' -> {'starry_night': 5.0, 'the_scream': 6.5}: weights >= 0."""
-    usage = "STYLE=WEIGHT[,STYLE=WEIGHT...] with weights >= 0"
-    try:
-        weights = dict(parse_weighted(text, "--style-weight-of", usage))
-    except FstError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix("--style-weight-of: ")) from None  # argparse names it
-    if not weights:
-        raise argparse.ArgumentTypeError(f"no STYLE=WEIGHT in {shown(text)} (use {usage})")
     return weights
 
 
@@ -215,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "one-style run of its width (16, 5 blocks), else fresh weights; none: fresh weights")
     p.add_argument("--collection", metavar="NAME", help="train one network holding every --style as a style of its own "
                    "(a style collection named NAME; not a blend)")
-    p.add_argument("--style-weight-of", type=_style_weights, action="append", metavar="STYLE=W,...",
+    p.add_argument("--style-weight-of", action="append", metavar="STYLE=W,...",
                    help="with --collection: these styles' own style weight (beta), the others --style-weight's; "
                         "STYLE is a --style file's name without extension (repeatable)")
     p.add_argument("--add-style", metavar="IMAGE", help="add this style to the collection --init names, training only "

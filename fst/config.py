@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fst import FstError, parse_weighted
+from fst import FstError, parse_weighted, shown
 
 JOHNSON_CHANNELS = 32  # Johnson et al.'s width of the first layer
 DEFAULT_CHANNELS = 16  # fst's: 3.6x fewer multiply-accumulates (README: Performance)
@@ -50,7 +50,7 @@ class LossConfig:
         if getattr(args, "style_layers", None):
             cfg.style_layers = parse_style_layers(args.style_layers)
         for given in getattr(args, "style_weight_of", None) or []:  # --style-weight-of, repeatable
-            cfg.style_weight_of.update(given)
+            cfg.style_weight_of.update(parse_style_weights(given))
         return cfg
 
     @classmethod
@@ -79,6 +79,15 @@ class LossConfig:
 def parse_style_layers(text: str) -> dict[str, float]:
     """'relu1_2,relu2_2:2' -> {'relu1_2': 1.0, 'relu2_2': 2.0}."""
     return dict(parse_weighted(text, "--style-layers", "NAME or NAME:WEIGHT, WEIGHT >= 0", sep=":", default=1.0))
+
+
+def parse_style_weights(text: str) -> dict[str, float]:
+    """--style-weight-of 'starry_night=5,the_scream=6.5' -> {'starry_night': 5.0, 'the_scream': 6.5}."""
+    usage = "STYLE=WEIGHT[,STYLE=WEIGHT...] with weights >= 0"
+    weights = dict(parse_weighted(text, "--style-weight-of", usage))
+    if not weights:
+        raise FstError(f"--style-weight-of: no STYLE=WEIGHT in {shown(text)} (use {usage})")
+    return weights
 
 
 @dataclass
