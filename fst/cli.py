@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=_positive_float, metavar="M",
                    help="the quality section's training time per side (default 15; --quick: 4 s)")
     p.add_argument("--init", metavar="MODEL", help="the quality section's fst train starts from this trained network "
-                                                   "instead of from scratch: another style's (e.g. starry_night), or a "
+                                                   "instead of from scratch: another style's (e.g. great_wave), or a "
                                                    "collection (its style nearest the painting); never one trained on "
                                                    "--model's painting")
     p.add_argument("--style-weight", type=_positive_float, metavar="W",

@@ -179,6 +179,7 @@ def test_only_limits_the_sections(fst_cli):
         (["--only", "quality", "--init", str(REPO / "export" / "starry_night.onnx")], "needs a .pth"),
         (["--only", "quality", "--add-style"], "--add-style: name the collection"),
         (["--only", "quality", "--add-style", "--init", "starry_night"], "a single-style network"),
+        (["--only", "quality", "--init", "the_night_cafe"], "a style of the classics collection"),
         (["--only", "quality", "--lr", "0"], "--lr"),
     ],
 )

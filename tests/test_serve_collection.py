@@ -1,7 +1,7 @@
 """`fst serve` and its web page with a style collection (issue 14): every style selectable by name,
 a mix of styles, and the mistakes answered 4xx. The real server on a loopback port, over a models
-folder holding the shipped starry_night.onnx and a tiny two-style collection trained and exported
-here once (styles starry_night and the_scream; only the first has a painting file today).
+folder holding the shipped great_wave.onnx and a tiny two-style collection trained and exported
+here once (styles starry_night and the_scream).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ MIX = "starry_night=0.6,the_scream=0.4"
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory, photo_dir):  # noqa: F811 (the fixture imported above)
-    """A models folder: export/starry_night.onnx and `duo.onnx`, a two-style collection trained for 4
+    """A models folder: export/great_wave.onnx and `duo.onnx`, a two-style collection trained for 4
     steps (a high learning rate: the two styles' pictures differ by far more than rounding)."""
     from fst.export import export
     from fst.train import train
@@ -41,7 +41,7 @@ def models_dir(tmp_path_factory, photo_dir):  # noqa: F811 (the fixture imported
     # tolerance: the large norm parameters of this learning rate round a little further from PyTorch
     # than export's default allows (parity is test_collection's; this module compares with the file)
     export(model, str(folder / "duo.onnx"), tolerance=0.5, log=lambda *a: None)
-    shutil.copy(REPO / "export" / "starry_night.onnx", folder / "starry_night.onnx")
+    shutil.copy(REPO / "export" / "great_wave.onnx", folder / "great_wave.onnx")
     return folder
 
 
@@ -92,7 +92,7 @@ def test_models_lists_the_collection_with_its_styles(client):
     from fst.styles import shipped_files
 
     models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
-    assert set(models) == {"duo", "starry_night"} and models["starry_night"]["styles"] == []
+    assert set(models) == {"duo", "great_wave"} and models["great_wave"]["styles"] == []
     duo = models["duo"]
     assert [st["name"] for st in duo["styles"]] == STYLES
     assert client.get("/v1/models/duo").json()["styles"] == duo["styles"]
@@ -116,14 +116,19 @@ def test_a_style_by_name_is_that_styles_output(client, expected):
     first = stylize(client, {"model": "duo"})  # no choice: the first style
     assert_output_of(first, night)
     assert first.headers["x-fst-style"] == "starry_night" and file_name(first) == "starry_night.png"
+    # no model either: fst's default style, held here by duo (fst.serve.models.default_choice)
+    default = stylize(client, {})
+    assert default.headers["x-fst-model"] == "duo" and default.headers["x-fst-style"] == "starry_night"
+    assert_output_of(default, night)
+    assert client.get("/v1/models").json()["default_style"] == "starry_night"
     for answer in (stylize(client, {"model": "duo", "style": "the_scream"}), stylize(client, {"model": "duo:the_scream"}),
                    stylize(client, fields={"model": "duo", "style": "the_scream"}),
-                   stylize(client, {"model": "starry_night"}, fields={"model": "duo:the_scream"})):  # fields win
+                   stylize(client, {"model": "great_wave"}, fields={"model": "duo:the_scream"})):  # fields win
         assert_output_of(answer, scream)
         assert answer.headers["x-fst-model"] == "duo" and file_name(answer) == "the_scream.png"
     assert decode(stylize(client, {"model": "duo", "style": "the_scream"}).content).text["fst.style"] == "the_scream"
-    single = stylize(client, {"model": "starry_night"})  # a single-style model: no style header, as before
-    assert "x-fst-style" not in single.headers and file_name(single) == "starry_night.png"
+    single = stylize(client, {"model": "great_wave"})  # a single-style model: no style header, as before
+    assert "x-fst-style" not in single.headers and file_name(single) == "great_wave.png"
 
 
 def test_a_mix_is_the_output_of_its_weights(client, expected):
@@ -151,9 +156,9 @@ def test_a_mix_is_the_output_of_its_weights(client, expected):
     ({"model": "duo", "mix": ","}, 422, "positive weight"),
     ({"model": "duo", "style": "the_scream", "mix": MIX}, 422, "give one of them"),
     ({"model": "duo:the_scream", "style": "the_scream"}, 422, "names a style already"),
-    ({"model": "starry_night", "style": "the_scream"}, 422, "model 'starry_night' holds one style"),
-    ({"model": "starry_night", "mix": MIX}, 422, "holds one style"),
-    ({"model": "starry_night:the_scream"}, 422, "holds one style"),
+    ({"model": "great_wave", "style": "the_scream"}, 422, "model 'great_wave' holds one style"),
+    ({"model": "great_wave", "mix": MIX}, 422, "holds one style"),
+    ({"model": "great_wave:the_scream"}, 422, "holds one style"),
 ])
 def test_style_and_mix_mistakes_are_one_line_json(client, params, status, words):
     for answer in (stylize(client, params), stylize(client, fields=params)):  # the query and a form alike
@@ -188,7 +193,10 @@ def test_web_page_picks_a_style_of_the_collection_and_mixes_two(server):
             == "duo: The Scream, Edvard Munch (1893)"
         page.wait_for_function(f"() => {{ const i = document.querySelector(\"{card} img\");"
                                " return i && i.complete && i.naturalWidth > 0; }")
-        assert page.locator("#mixer").is_hidden()  # the default model, starry_night, holds one style
+        assert page.get_attribute(card, "aria-checked") == "true"  # the default style, held by duo here
+        assert page.locator("#mixer").is_visible()
+        page.click(".style-card[data-model='great_wave']")
+        assert page.locator("#mixer").is_hidden()  # a single-style network: nothing to mix
         page.set_input_files("#file-input", str(KITTEN))
         page.select_option("#format", "png")
         page.click(card)

@@ -88,8 +88,8 @@ def _onnx_architecture(path: str) -> tuple[dict, str]:
 def resolve(spec: str | None) -> Model:
     from fst.styles import DEFAULT_STYLE, SHIPPED, resolve_model, shipped_files
 
-    path = resolve_model(spec, "onnx")
     name = spec or DEFAULT_STYLE
+    path = resolve_model(name, "onnx")
     shipped = name in SHIPPED
     if path.endswith(".onnx"):
         arch, style = _onnx_architecture(path)

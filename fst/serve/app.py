@@ -17,9 +17,8 @@ from fst.serve.admission import BodyMemory, Gate
 from fst.serve.config import ServerConfig
 from fst.serve.errors import ApiError, ClientGone, error_response
 from fst.serve.metrics import CLIENT_CLOSED, AccessMiddleware, Metrics
-from fst.serve.models import Model, load_models
+from fst.serve.models import Model, default_choice, load_models
 from fst.serve.routes import STATIC_DIR, ServerState, router
-from fst.styles import DEFAULT_STYLE
 
 log = logging.getLogger("fst.server")
 
@@ -32,8 +31,7 @@ def create_app(config: ServerConfig, models: dict[str, Model] | None = None) -> 
     gate.grace_s = config.grace
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="fst-infer")
     memory = BodyMemory(config.body_memory)
-    server = ServerState(config, models, DEFAULT_STYLE if DEFAULT_STYLE in models else next(iter(models)), gate,
-                         memory, Metrics(gate, memory, models), executor)
+    server = ServerState(config, models, *default_choice(models), gate, memory, Metrics(gate, memory, models), executor)
 
     @asynccontextmanager
     async def lifespan(app):

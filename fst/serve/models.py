@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fst import FstError
-from fst.styles import PAINTINGS, SHIPPED, shipped_files
+from fst.styles import DEFAULT_STYLE, PAINTINGS, SHIPPED, shipped_files
 
 log = logging.getLogger("fst.server")
 
@@ -134,6 +134,16 @@ def load_models(folder: str | os.PathLike, threads: int) -> dict[str, Model]:
         models[name] = Model(name, path, stylizer, _painting_thumbnail(name, folder), dict(SHIPPED.get(name, {})),
                              {style: thumb for style in stylizer.styles if (thumb := _painting_thumbnail(style, folder))})
     return models
+
+
+def default_choice(models: dict[str, Model]) -> tuple[str, str | None]:
+    """(model, style or None) a request naming neither gets: fst's default style where the folder
+    has it, as a network of its own or as a style of a collection (the shipped classics), else the
+    first model (a collection's first style)."""
+    if DEFAULT_STYLE in models:
+        return DEFAULT_STYLE, None
+    holder = next((name for name, m in models.items() if DEFAULT_STYLE in m.styles), None)
+    return (holder, DEFAULT_STYLE) if holder else (next(iter(models)), None)
 
 
 def _painting_thumbnail(name: str, folder: Path) -> bytes | None:

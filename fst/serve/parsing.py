@@ -49,9 +49,11 @@ class Params:
     label: str = ""  # a collection's style or mix, for file names ("" for a single-style model)
 
 
-def parse_params(values: dict[str, str], default_model: str, catalog: Mapping[str, list[str]]) -> Params:
+def parse_params(values: dict[str, str], default_model: str, catalog: Mapping[str, list[str]],
+                 default_style: str | None = None) -> Params:
     """{name: text} (query parameters, then multipart fields over them) -> Params; 422 for a bad
-    value, 404 for a model or style the server lacks. catalog: each model's style names ([] for one)."""
+    value, 404 for a model or style the server lacks. catalog: each model's style names ([] for one);
+    default_style: the style of default_model a request naming neither model, style nor mix gets."""
     strength = _number(values, "strength", float, 1.0, "a number between 0 and 1")
     if not 0.0 <= strength <= 1.0:  # NaN fails too
         raise ApiError(422, f"strength: must be between 0 and 1, got {shown(values['strength'])}")
@@ -67,14 +69,17 @@ def parse_params(values: dict[str, str], default_model: str, catalog: Mapping[st
     word = values.get("preserve_color", "").strip().lower() or "false"
     if word not in TRUE_WORDS | FALSE_WORDS:
         raise ApiError(422, f"preserve_color: expected true or false, got {shown(values['preserve_color'])}")
-    model, weights, label = _style_choice(values, default_model, catalog)
+    model, weights, label = _style_choice(values, default_model, catalog, default_style)
     return Params(model, strength, word in TRUE_WORDS, max_size, fmt, stroke_scale, weights, label)
 
 
-def _style_choice(values: dict[str, str], default_model: str, catalog: Mapping[str, list[str]]):
+def _style_choice(values: dict[str, str], default_model: str, catalog: Mapping[str, list[str]],
+                  default_style: str | None):
     """model, style and mix -> (model name, its style weights or None, the style's or mix's label)."""
     spec = values.get("model") or default_model
     model, named = spec, ""
+    if not values.get("model") and not values.get("style", "").strip() and not values.get("mix", "").strip():
+        named = default_style or ""  # the server's default: a style of its default collection
     if spec not in catalog and ":" in spec:  # NAME:STYLE, as `fst stylize -m` takes it
         model, _, named = spec.rpartition(":")
     if model not in catalog:

@@ -51,7 +51,8 @@ router = APIRouter()
 class ServerState:
     config: ServerConfig
     models: dict[str, Model]
-    default: str
+    default: str  # the model a request without `model` gets
+    default_style: str | None  # and, where that model is a collection, its style (fst.serve.models.default_choice)
     gate: Gate
     memory: BodyMemory
     metrics: Metrics
@@ -67,7 +68,7 @@ class ServerState:
         return self.models[name]
 
     def params(self, values: dict[str, str]) -> Params:
-        return parse_params(values, self.default, self.catalog)
+        return parse_params(values, self.default, self.catalog, self.default_style)
 
     def refusal(self) -> ApiError:
         """503 + Retry-After: the queue is full, or the server is draining."""
@@ -114,7 +115,8 @@ async def prometheus_metrics(request: Request):
 @router.api_route("/v1/models", methods=["GET", "HEAD"], summary="The models this server runs")
 async def list_models(request: Request):
     s = state(request)
-    return {"default": s.default, "models": [m.describe(s.default) for m in s.models.values()]}
+    return {"default": s.default, "default_style": s.default_style,
+            "models": [m.describe(s.default) for m in s.models.values()]}
 
 
 @router.api_route("/v1/models/{name}", methods=["GET", "HEAD"], summary="One model",

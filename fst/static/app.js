@@ -40,8 +40,11 @@ async function loadModels() {
       const cards = m.styles.map((st) => styleCard(st, m.name, st.name));
       box.appendChild(styleGroup(`${m.name} · ${m.styles.length} styles in one network`, cards));
     }
+    // The server's default: a model, and for a collection its default style (else its first).
     const first = data.models.find((m) => m.name === data.default) || data.models[0];
-    if (first) selectStyle(first.name, (first.styles || []).length ? first.styles[0].name : null);
+    const styles = (first && first.styles) || [];
+    const style = styles.find((st) => st.name === data.default_style) || styles[0];
+    if (first) selectStyle(first.name, style ? style.name : null);
   } catch (err) {
     box.innerHTML = "";
     const p = document.createElement("p");
