@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_size_or_pixels, help=f"(default {t.batch_size})")
     p.add_argument("--epochs", type=_size_or_pixels, help=f"passes over the photos (default {t.epochs})")
     p.add_argument("--steps", type=_size_or_pixels, help="train this many steps from the run's start (overrides --epochs)")
-    p.add_argument("--lr", type=_positive_float, help=f"Adam's learning rate (default {t.lr:g})")
+    p.add_argument("--lr", type=_positive_float, help=f"Adam's learning rate (default {t.lr:g}; "
+                                                      f"{t.add_style_lr:g} with --add-style)")
     p.add_argument("--lr-decay", choices=["none", "cosine"], help="cosine: the learning rate falls to 0 along a half "
                    "cosine by the run's end (--steps, or --time-limit if it comes first); "
                    f"none: constant (default {t.lr_decay})")
@@ -207,8 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --collection: these styles' own style weight (beta), the others --style-weight's; "
                         "STYLE is a --style file's name without extension (repeatable)")
     p.add_argument("--add-style", metavar="IMAGE", help="add this style to the collection --init names, training only "
-                   "its own norm parameters (the shared weights stay bit-identical); a style of the same name already "
-                   "there is trained further instead")
+                   "its own norm parameters and channel maps (the shared weights stay bit-identical); a style of the "
+                   "same name already there is trained further instead")
+    p.add_argument("--no-style-maps", dest="style_maps", action="store_false", default=argparse.SUPPRESS,
+                   help="with --add-style to a collection without channel maps: train the norm parameters alone and "
+                        "keep it without maps (its ONNX file as fast as before; the style gets less near its painting)")
     p.add_argument("--stability-weight", type=_weight, help="weight of the stability term for video: a slightly moved "
                    f"and noised photo's output should be the same move of the output (default {t.stability_weight:g}: off)")
     g = p.add_argument_group("held-out quality against training time (training time: the loop's wall time, evaluations excluded)")
@@ -334,9 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-weight", type=_positive_float, metavar="W",
                    help="the quality section's style weight for both sides (default: the one --model was trained with)")
     p.add_argument("--add-style", action="store_true", help="the quality section's fst side adds --model's painting "
-                   "to the collection --init names, training its norm parameters alone (fst train --add-style)")
+                   "to the collection --init names, training that style's own parameters alone (fst train --add-style)")
     p.add_argument("--lr", type=_positive_float, help="the quality section's fst learning rate (default: the one "
-                   "--model was trained with; --add-style trains far fewer parameters: README uses 1e-2)")
+                   "--model was trained with; with --add-style, fst train's --add-style default)")
     return parser
 
 

@@ -106,6 +106,9 @@ class TrainConfig:
     epochs: int = 2
     steps: int | None = None
     lr: float = 1e-3
+    # --add-style's default lr: it trains one style's norm parameters and channel maps, far fewer
+    # and nearer their end than a whole network (README: Adding a style; 1e-2 was 4x slower there)
+    add_style_lr: float = 0.05
     # "cosine": the learning rate falls from lr to 0 along a half cosine over the run (its --steps,
     # or its --time-limit if that ends it first); "none": constant lr.
     lr_decay: str = "none"
@@ -136,9 +139,12 @@ class TrainConfig:
     init_style: str | None = None
     # A style collection (one network, each style its own norm parameters): each --style is a
     # style of its own, not a blend. add_style: the one --style joins the collection --init names,
-    # only its norm parameters trained (the shared weights and the other styles stay as they are).
+    # only its own parameters trained (the shared weights and the other styles stay as they are):
+    # its norm parameters and, with style_maps, its channel maps (fst.transformer.StyleNorm; a
+    # collection without maps gets them, zero for its other styles).
     collection: bool = False
     add_style: bool = False
+    style_maps: bool = True
     # Weight of the stability term (fst.stability: the output of a slightly moved, noised photo should
     # be the same move of the output; for video). 0: off, as measured best for photos (README: Video).
     stability_weight: float = 0.0

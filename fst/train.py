@@ -344,7 +344,7 @@ def starting_network(cfg: TrainConfig, collection: Collection, criterion: Percep
         raise FstError(f"--init {cfg.init}:{cfg.init_style}: no such style in it "
                        f"({'its styles: ' + ', '.join(names) if names else 'a single-style network'})")
     if cfg.add_style and len(collection.names) == len(names):  # collection_of: a style it holds, no new row
-        log(f"{names[collection.trained[0]]} is a style of it already: its norm parameters alone are trained further")
+        log(f"{names[collection.trained[0]]} is a style of it already: its own parameters alone are trained further")
         return start
     if cfg.collection and names and names != collection.names:  # its rows are styles by position
         raise FstError(f"--init {cfg.init}: its styles are {', '.join(names)}; a collection trained further needs the "
@@ -360,8 +360,10 @@ def starting_network(cfg: TrainConfig, collection: Collection, criterion: Percep
     if not cfg.add_style:
         log(f"the run starts from {names[row]}'s norm parameters and the collection's convolutions")
         return one_style(start, row)
-    log(f"the new style starts from {names[row]}'s parameters; its norm parameters alone are trained")
-    return add_style_row(start, like=row)
+    grown = add_style_row(start, like=row, maps=cfg.style_maps)
+    log(f"the new style starts from {names[row]}'s parameters; its own norm parameters"
+        f"{' and channel maps' if grown.style_maps else ''} alone are trained")
+    return grown
 
 
 def load_photos(cfg: TrainConfig, rank: int, world: int, log) -> Photos:
@@ -411,8 +413,9 @@ def build_network(cfg: TrainConfig, state: dict | None, device: torch.device, lo
                   start: TransformerNet | None = None):
     """The network and its optimizer: fresh, from `start`'s weights (starting_network), or as the
     checkpoint left them. styles: the collection's size (0: a single-style network). --add-style
-    trains the norm parameters alone: the shared weights get no gradient and are not in the optimizer."""
-    net = TransformerNet(cfg.channels, cfg.res_blocks, styles).to(device)
+    trains the new style's own parameters alone: the shared weights get no gradient and are not in the optimizer."""
+    maps = start.style_maps if start is not None else bool(state and state["meta"]["architecture"].get("style_maps"))
+    net = TransformerNet(cfg.channels, cfg.res_blocks, styles, maps).to(device)
     if start is not None:
         if start.architecture() != net.architecture():
             raise FstError(f"--init {cfg.init}: its network is {start.architecture()}, this run's is {net.architecture()}")
@@ -704,6 +707,7 @@ def run(args) -> int:
         if renamed["style"]:
             raise FstError("--add-style IMAGE is the one style of the run: drop --style")
         renamed.update(add_style=True, style=[given.pop("add_style")])
+        given.setdefault("lr", TrainConfig.add_style_lr)
     fields = TrainConfig.__dataclass_fields__
     train(TrainConfig(**{k: v for k, v in given.items() if k in fields}, **renamed, loss=loss))
     return 0

@@ -64,37 +64,62 @@ class StyleNorm(nn.Module):
     """Conditional instance norm (Dumoulin et al. 2017): instance norm whose scale and shift are
     chosen by style. Each style owns one row of `scale` and `shift` (S, C); the network sets
     `weights` before each forward: (S,) for the whole batch or (N, S) per image. A one-hot row picks
-    a style; other weights mix styles (interpolated parameters)."""
+    a style; other weights mix styles (interpolated parameters).
 
-    def __init__(self, channels: int, styles: int):
+    maps=True also gives each style a C x C channel map (`map`, (S, C, C), zero: none), added to
+    the affine output: y + (MAP_GAIN * map_s) y, a 1x1 convolution. The per-channel affine is a
+    diagonal map; the full one lets a style added to a frozen collection recombine channels
+    (README: Adding a style). Mixed like scale and shift."""
+
+    MAP_GAIN = 0.1  # map is stored x10: at the norms' learning rate, Adam's steps on a C x C map are too large
+
+    def __init__(self, channels: int, styles: int, maps: bool = False):
         super().__init__()
         self.scale = nn.Parameter(torch.ones(styles, channels))
         self.shift = nn.Parameter(torch.zeros(styles, channels))
+        self.map = nn.Parameter(torch.zeros(styles, channels, channels)) if maps else None
         self.weights: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale, shift = self.weights @ self.scale, self.weights @ self.shift  # (C,) or (N, C)
+        if self.map is not None:
+            return self._mapped(x, scale, shift)
         if scale.dim() == 1:  # one style (or mix) for the batch: instance norm's own affine (ONNX too)
             return F.instance_norm(x, weight=scale, bias=shift)
         return F.instance_norm(x) * scale[:, :, None, None] + shift[:, :, None, None]
 
+    def _mapped(self, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """(I + gain * map) (scale * IN(x) + shift): for one style or mix a single 1x1 convolution of
+        IN(x), weight (I + gain * map) * scale, bias (I + gain * map) @ shift (one pass in ONNX)."""
+        c = self.map.shape[1]
+        linear = torch.eye(c, device=x.device) + (self.weights @ self.map.flatten(1)).unflatten(-1, (c, c)) * self.MAP_GAIN
+        if scale.dim() == 1:  # linear (C, C)
+            weight, bias = linear * scale[None, :], linear @ shift
+            return F.conv2d(F.instance_norm(x), weight[:, :, None, None].to(x.dtype), bias.to(x.dtype))
+        y = F.instance_norm(x) * scale[:, :, None, None] + shift[:, :, None, None]  # linear (N, C, C): per image
+        return torch.einsum("ncd,ndhw->nchw", linear.to(y.dtype), y)
 
-def norm_layer(channels: int, styles: int) -> nn.Module:
+
+def norm_layer(channels: int, styles: int, maps: bool = False) -> nn.Module:
     """Plain affine instance norm for a single-style network (styles == 0), else StyleNorm."""
-    return StyleNorm(channels, styles) if styles else nn.InstanceNorm2d(channels, affine=True)
+    return StyleNorm(channels, styles, maps) if styles else nn.InstanceNorm2d(channels, affine=True)
 
 
-def conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int = 1, styles: int = 0) -> nn.Sequential:
-    return nn.Sequential(ConvLayer(c_in, c_out, kernel, stride), norm_layer(c_out, styles), nn.ReLU(inplace=True))
+def conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int = 1, styles: int = 0,
+                   maps: bool = False) -> nn.Sequential:
+    return nn.Sequential(ConvLayer(c_in, c_out, kernel, stride), norm_layer(c_out, styles, maps), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int, styles: int = 0):
+    """x + (conv, norm, relu, conv, norm)(x); maps: its norms' channel maps (StyleNorm), at the
+    trunk's quarter resolution, where a C x C map costs 1/16 of C^2 per pixel of the picture."""
+
+    def __init__(self, channels: int, styles: int = 0, maps: bool = False):
         super().__init__()
         self.body = nn.Sequential(
-            conv_norm_relu(channels, channels, 3, styles=styles),
+            conv_norm_relu(channels, channels, 3, styles=styles, maps=maps),
             ConvLayer(channels, channels, 3),
-            norm_layer(channels, styles),
+            norm_layer(channels, styles, maps),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,15 +139,19 @@ class Upsample(nn.Module):
 
 class TransformerNet(nn.Module):
     """styles == 0: a single-style network. styles == S > 0: a collection of S styles sharing every
-    convolution (each style owns the scale and shift of every norm layer: StyleNorm)."""
+    convolution (each style owns the scale and shift of every norm layer: StyleNorm; with
+    style_maps, also a channel map in each residual block's norms)."""
 
-    def __init__(self, channels: int = DEFAULT_CHANNELS, res_blocks: int = DEFAULT_RES_BLOCKS, styles: int = 0):
+    def __init__(self, channels: int = DEFAULT_CHANNELS, res_blocks: int = DEFAULT_RES_BLOCKS, styles: int = 0,
+                 style_maps: bool = False):
         super().__init__()
         c, s = channels, styles
-        self.channels, self.res_blocks, self.styles = channels, res_blocks, styles
+        if style_maps and not styles:
+            raise FstError("style maps are a collection's (styles > 0)")
+        self.channels, self.res_blocks, self.styles, self.style_maps = channels, res_blocks, styles, style_maps
         self.encoder = nn.Sequential(conv_norm_relu(3, c, 9, styles=s), conv_norm_relu(c, 2 * c, 3, 2, styles=s),
                                      conv_norm_relu(2 * c, 4 * c, 3, 2, styles=s))
-        self.residuals = nn.Sequential(*[ResidualBlock(4 * c, s) for _ in range(res_blocks)])
+        self.residuals = nn.Sequential(*[ResidualBlock(4 * c, s, style_maps) for _ in range(res_blocks)])
         self.decoder = nn.Sequential(Upsample(4 * c, 2 * c, s), Upsample(2 * c, c, s), OutputConv(c, 3, 9))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None, margin: int = BORDER_MARGIN) -> torch.Tensor:
@@ -136,6 +165,8 @@ class TransformerNet(nn.Module):
 
     def architecture(self) -> dict:
         arch = {"channels": self.channels, "res_blocks": self.res_blocks}
+        if self.style_maps:
+            arch["style_maps"] = True
         return {**arch, "styles": self.styles} if self.styles else arch
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -160,14 +191,20 @@ def one_hot(index: torch.Tensor | int, styles: int) -> torch.Tensor:
     return F.one_hot(torch.as_tensor(index), styles).float()
 
 
-def add_style_row(net: TransformerNet, like: int) -> TransformerNet:
-    """The same collection with one more style, its norm parameters started as a copy of style
-    `like`'s; every row of the others, and the convolutions, copied exactly."""
-    grown = TransformerNet(net.channels, net.res_blocks, net.styles + 1)
+def add_style_row(net: TransformerNet, like: int, maps: bool = True) -> TransformerNet:
+    """The same collection with one more style (and style maps if it has them or `maps`): the new
+    style's norm parameters started as a copy of style `like`'s, its maps at zero; every row of the
+    others (their maps zero where the collection had none: the same function), and the
+    convolutions, copied exactly."""
+    grown = TransformerNet(net.channels, net.res_blocks, net.styles + 1, style_maps=maps or net.style_maps)
     state = net.state_dict()
     for key, value in list(state.items()):
         if key.endswith((".scale", ".shift")):
             state[key] = torch.cat([value, value[like : like + 1]])
+        elif key.endswith(".map"):
+            state[key] = torch.cat([value, torch.zeros_like(value[:1])])
+    for key, value in grown.state_dict().items():
+        state.setdefault(key, torch.zeros_like(value))  # maps of a collection that had none
     grown.load_state_dict(state)
     return grown
 
@@ -181,6 +218,11 @@ def one_style(net: TransformerNet, index: int) -> TransformerNet:
     state = {}
     for key, value in net.state_dict().items():
         suffix = key[key.rfind("."):]
+        if suffix == ".map":  # a style added with its maps is not a single network's function
+            if value[index].any():
+                raise FstError(f"style {index} of this collection has channel maps (added with --add-style): "
+                               "a single-style network has none; start from another of its styles")
+            continue
         if suffix in renamed:
             key, value = key[: -len(suffix)] + renamed[suffix], value[index]
         state[key] = value.clone()
@@ -212,7 +254,7 @@ def load_model(path: str, device="cpu") -> tuple[TransformerNet, dict]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         arch = state["meta"]["architecture"]
-        net = TransformerNet(arch["channels"], arch["res_blocks"], arch.get("styles", 0))
+        net = TransformerNet(arch["channels"], arch["res_blocks"], arch.get("styles", 0), arch.get("style_maps", False))
         # a checkpoint of an --ema run: its averaged weights, what the run evaluates and will save
         net.load_state_dict({k: v.float() for k, v in state.get("averaged", state["model"]).items()})
     except FstError:

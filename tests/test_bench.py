@@ -323,7 +323,7 @@ def test_quality_from_a_collection_that_has_not_seen_the_painting(fst_cli, tmp_p
 
 def test_quality_of_adding_the_painting_to_a_collection(fst_cli, tmp_path):
     """--add-style: the fst side adds The Scream to the collection without it, training the new
-    style's norm parameters alone at --lr, and its curve is the new style's: it starts at the
+    style's norm parameters and channel maps alone at --lr, and its curve is the new style's: it starts at the
     nearest style's figures (the new row is a copy of it) and moves from there."""
     reference = REPO / "checkpoints" / "reference"
     path = tmp_path / "report.json"
@@ -331,7 +331,7 @@ def test_quality_of_adding_the_painting_to_a_collection(fst_cli, tmp_path):
                              "--init", str(reference / "classics10.pth"), "--add-style", "--lr", "0.01",
                              "--json", str(path), timeout=QUICK_TIMEOUT)
     assert code == 0, err[-2000:]
-    assert "its norm parameters alone are trained" in out + err
+    assert "its own norm parameters and channel maps alone are trained" in out + err
     report = json.loads(path.read_text())
     rows = {r["name"]: r for r in report["sections"]["quality"]["rows"]}
     curve = rows["fst train --add-style --init classics10.pth"]["curve"]

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from fst import FstError
+from fst.config import TrainConfig
 from fst.losses import LossConfig, PerceptualLoss
 from fst.mixing import style_weights
 from fst.train import train
@@ -180,6 +181,31 @@ def test_add_style_trains_only_its_own_parameters(tmp_path, photo_dir, two_style
             assert torch.equal(grown, value), key  # the shared weights: bit-identical
     moved = [not torch.equal(b["model"][k][1], a["model"][k][0]) for k in a["model"] if k.endswith(".scale")]
     assert all(moved)  # the new style's own parameters were trained (it started as a copy of the nearest: row 0)
+    # and its channel maps (the grown collection has them; the old style's are zero: its function is unchanged)
+    maps = [k for k in b["model"] if k.endswith(".map")]
+    arch = b["meta"]["architecture"]
+    assert len(maps) == 2 * arch["res_blocks"] and arch["style_maps"] is True  # two norms a residual block
+    assert all(not b["model"][k][0].any() and b["model"][k][1].any() for k in maps)
+
+
+def test_add_style_without_maps_keeps_the_collection_without_them(tmp_path, photo_dir, two_styles):
+    base = train(_collection(tmp_path / "base", photo_dir, two_styles[:1], steps=1, name="solo"), log=lambda *a: None)
+    added = train(tiny_config(tmp_path / "add", photo_dir, style=two_styles[1:], add_style=True, init=base, steps=1,
+                              name="solo2", style_maps=False), log=lambda *a: None)
+    grown = torch.load(added, weights_only=True)
+    assert "style_maps" not in grown["meta"]["architecture"] and not any(k.endswith(".map") for k in grown["model"])
+    assert grown["meta"]["architecture"]["styles"] == 2
+
+
+def test_add_style_takes_its_own_default_learning_rate(tmp_path, photo_dir, two_styles):
+    """fst train --add-style without --lr: TrainConfig.add_style_lr, recorded in the model."""
+    base = train(_collection(tmp_path / "base", photo_dir, two_styles[:1], steps=1, name="solo"), log=lambda *a: None)
+    code, _, err = run_fst("train", "--add-style", two_styles[1], "--init", base, "--data", photo_dir, "--image-size", "32",
+                           "--steps", "1", "--workers", "0", "--checkpoint-every", "0", "--run-dir", tmp_path / "x",
+                           "--output", tmp_path / "grown.pth")
+    assert code == 0, err[-2000:]
+    config = torch.load(tmp_path / "grown.pth", weights_only=True)["meta"]["config"]
+    assert config["lr"] == TrainConfig.add_style_lr != TrainConfig.lr
 
 
 def test_add_style_eval_every_logs_the_new_styles_figures(tmp_path, photo_dir, two_styles):

@@ -64,7 +64,7 @@ class Context:
     photos: str | None = None  # the quality section's photos (None: see sections/quality.photo_folder)
     quality_init: str | None = None  # the quality section's fst side starts from this model (None: from scratch)
     quality_style_weight: float | None = None  # the quality section's style weight, both sides (None: the model's)
-    quality_add_style: bool = False  # the fst side adds the painting to the --init collection (norm parameters alone)
+    quality_add_style: bool = False  # the fst side adds the painting to the --init collection (its own parameters alone)
     quality_lr: float | None = None  # the fst side's learning rate (None: the model's)
     peak: dict = field(default_factory=dict)  # {"float32": GFLOP/s, "bfloat16": ...} from the peak section
     _loss_net: object = None

@@ -140,7 +140,8 @@ class FstSide:
         self.cfg = TrainConfig(
             style=[painting], data=folder, name="quality", run_dir=run_dir, output=os.path.join(run_dir, "quality.pth"),
             image_size=plan.quality_crop or recorded["image_size"], style_size=recorded["style_size"],
-            batch_size=recorded["batch_size"], steps=10**9, lr=ctx.quality_lr or recorded["lr"], channels=recorded["channels"],
+            batch_size=recorded["batch_size"], steps=10**9, channels=recorded["channels"],
+            lr=ctx.quality_lr or (TrainConfig.add_style_lr if ctx.quality_add_style else recorded["lr"]),
             res_blocks=recorded["res_blocks"], loss=LossConfig.from_dict(recorded["loss"]), seed=recorded["seed"],
             flip=recorded.get("flip", True), val_count=recorded.get("val_count", 4), device=str(ctx.device),
             vgg_weights=ctx.vgg_weights, overwrite=True, eval_every=plan.quality_every, eval_size=plan.quality_eval_size,
@@ -170,7 +171,7 @@ class FstSide:
                 f"--style-size {self.cfg.style_size} --style-weight {self.cfg.loss.style_weight:g} (the model's other "
                 "loss weights and margin)"
                 + (f", --add-style --init {os.path.basename(self.cfg.init)} (a collection not trained on this painting: "
-                   "the painting's norm parameters alone are trained, starting from its nearest style's)"
+                   "the new style's norm parameters and channel maps alone are trained, starting from its nearest style's)"
                    if self.cfg.add_style else
                    f", --init {os.path.basename(self.cfg.init)} (a network not trained on this painting; of a "
                    "collection, the style nearest the painting)" if self.cfg.init else ", --init none (fresh weights)")
