@@ -241,6 +241,8 @@ def style_names(paths: list[str]) -> list[str]:
 def _check_config(cfg: TrainConfig) -> None:
     if cfg.add_style:
         _check_add_style(cfg)
+    elif not cfg.style_maps:
+        raise FstError("--no-style-maps goes with --add-style (channel maps are an added style's)")
     if cfg.collection and cfg.style_blend:
         raise FstError("--collection trains each --style as a style of its own: --style-weights blends one style, drop it")
     if not cfg.style:

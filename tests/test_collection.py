@@ -195,6 +195,9 @@ def test_add_style_without_maps_keeps_the_collection_without_them(tmp_path, phot
     grown = torch.load(added, weights_only=True)
     assert "style_maps" not in grown["meta"]["architecture"] and not any(k.endswith(".map") for k in grown["model"])
     assert grown["meta"]["architecture"]["styles"] == 2
+    code, _, err = run_fst("train", "--style", two_styles[1], "--data", photo_dir, "--no-style-maps", "--steps", "1",
+                           "--run-dir", tmp_path / "x")
+    assert code == 2 and "--no-style-maps goes with --add-style" in err and len(err.strip().splitlines()) == 1
 
 
 def test_add_style_takes_its_own_default_learning_rate(tmp_path, photo_dir, two_styles):
