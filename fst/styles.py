@@ -77,6 +77,11 @@ def available_collections() -> dict[str, list[str]]:
     return {name: styles for name, styles in COLLECTIONS.items() if shipped_files(name)["onnx"].exists()}
 
 
+def holding_collection(style: str) -> str | None:
+    """The first installed shipped collection holding a style of that name, or None."""
+    return next((name for name, styles in available_collections().items() if style in styles), None)
+
+
 def resolve_style(spec: str | None, backend: str = "onnx") -> tuple[str, str | None]:
     """What -m names -> (model file, style of a collection or None). spec: a file or a shipped
     network's name, FILE_OR_NAME:STYLE for a style of a collection, or the bare name of a style
@@ -87,9 +92,9 @@ def resolve_style(spec: str | None, backend: str = "onnx") -> tuple[str, str | N
     model, colon, style = spec.rpartition(":")
     if colon and model and style:
         return resolve_model(model, backend), style
-    holders = [name for name, styles in available_collections().items() if spec in styles]
-    if holders:
-        return resolve_model(holders[0], backend), spec
+    holder = holding_collection(spec)
+    if holder:
+        return resolve_model(holder, backend), spec
     return resolve_model(spec, backend), None
 
 
@@ -106,10 +111,10 @@ def resolve_model(spec: str, backend: str = "onnx") -> str:
         path = files["pth"] if backend == "torch" else files["onnx"]
         if path.exists():
             return str(path)
-    holders = [name for name, styles in available_collections().items() if spec in styles]
-    if holders:
-        raise FstError(f"{spec}: a style of the {holders[0]} collection, not a network of its own: "
-                       f"name the collection ({holders[0]}) or stylize with -m {holders[0]}:{spec}")
+    holder = holding_collection(spec)
+    if holder:
+        raise FstError(f"{spec}: a style of the {holder} collection, not a network of its own: "
+                       f"name the collection ({holder}) or stylize with -m {holder}:{spec}")
     known = ", ".join(available_styles() + list(available_collections())) or "none installed"
     raise FstError(f"{spec}: no such model file or shipped style (shipped: {known}; `fst styles` lists them)")
 
