@@ -17,6 +17,7 @@ setup(
     include_package_data=False,
     package_data={
         "fst": ["static/*"],
+        "fst.bench": ["cpuid_mask.c"],  # fst bench --isa builds it
         "fst.shipped.export": ["*.onnx"],
         "fst.shipped.checkpoints": ["styles/*.jpg", "styles/CREDITS.md"],
     },

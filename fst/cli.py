@@ -339,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the quality section's style weight for both sides (default: the one --model was trained with)")
     p.add_argument("--add-style", action="store_true", help="the quality section's fst side adds --model's painting "
                    "to the collection --init names, training that style's own parameters alone (fst train --add-style)")
+    p.add_argument("--isa", choices=["native", "avx2"], default="native",
+                   help="avx2: run as a CPU with AVX2 and FMA but no AVX-512, AMX or bf16 would, by masking "
+                        "CPUID for every library (needs cpuid_fault and a C compiler; README: Performance)")
     p.add_argument("--lr", type=_positive_float, help="the quality section's fst learning rate (default: the one "
                    "--model was trained with; with --add-style, fst train's --add-style default)")
     return parser
@@ -350,6 +353,7 @@ EXTRAS = {"torch": "train", "torchvision": "train", "onnx": "train", "datasets":
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.raw_argv = list(sys.argv[1:] if argv is None else argv)  # as typed (fst bench --isa runs it again)
     if args.command in KEEP_FREED_MEMORY:
         from fst.allocator import tune_allocator
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fst import FstError
+from fst.cpuinfo import ISA_ENV, cpu_flags
 
 # A CPU whose bf16 convolutions run at less than this fraction of fp32's speed gets fp32 from
 # --amp auto, and a warning with an explicit --amp bf16 (without bf16 instructions, oneDNN
@@ -41,13 +42,9 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def cpu_supports_bf16() -> bool:
-    """bf16 matrix instructions (AVX512-BF16 or AMX), where bf16 autocast is a speed-up."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    except OSError:
-        return False
+    """bf16 matrix instructions (AVX512-BF16 or AMX), where bf16 autocast is a speed-up (as this
+    process sees the CPU: `fst bench --isa avx2` hides them)."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def _probe_cache_path() -> str:
@@ -61,7 +58,7 @@ def _probe_key() -> str:
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as f:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    caps = ",".join(os.environ.get(k, "") for k in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"))
+    caps = ",".join(os.environ.get(k, "") for k in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", ISA_ENV))
     return f"{model}|{platform.machine()}|bf16={cpu_supports_bf16()}|torch {torch.__version__}|{caps}"
 
 

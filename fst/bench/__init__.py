@@ -151,9 +151,19 @@ def _finish_notes(report: dict, ctx) -> None:
 
 def run(args) -> int:
     from fst.bench import report as output
+    from fst.cpuinfo import emulated_isa
+
+    if args.isa != emulated_isa():  # the whole bench again, in a process that sees that CPU
+        from fst.bench.isa import reexec
+
+        if args.isa == "native":
+            raise FstError("--isa native: this process runs under --isa's CPUID mask (FST_ISA is set): "
+                           "start it from a shell without it")
+        reexec(args.isa, args.raw_argv)
 
     shown = " ".join(["fst bench"] + [flag for flag, on in (("--quick", args.quick), ("--markdown", args.markdown),
                                                             ("--add-style", args.add_style)) if on]
+                     + ([f"--isa {args.isa}"] if args.isa != "native" else [])
                      + [f"{flag} {value}" for flag, value in (("--only", args.only), ("--repeats", args.repeats),
                                                               ("--device", args.device if args.device != "cpu" else None),
                                                               ("--model", args.model and os.path.basename(args.model)),

@@ -187,30 +187,15 @@ def run_command(argv: list[str], log_path: str) -> tuple[float, float]:
 ISA_FLAGS = {"avx512f": "AVX-512", "avx512_bf16": "AVX-512 bf16", "amx_bf16": "AMX bf16", "avx2": "AVX2", "fma": "FMA"}
 
 
-def _cpuinfo() -> tuple[str, int | None, set[str]]:
-    """(CPU model name, physical cores, flags) from /proc/cpuinfo, or what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        return platform.processor() or platform.machine(), None, set()
-    model, flags, physical = platform.machine(), set(), set()
-    for block in text.split("\n\n"):
-        fields = dict((k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in block.splitlines()))
-        model = fields.get("model name", model)
-        flags |= set(fields.get("flags", "").split())
-        if "core id" in fields:
-            physical.add((fields.get("physical id"), fields["core id"]))
-    return model, len(physical) or None, flags
-
-
 def machine_info(device) -> dict:
     import onnxruntime
     import torch
 
+    from fst.cpuinfo import cpu_flags, emulated_isa, read_cpuinfo
     from fst.runtime import cpu_supports_bf16
 
-    cpu, physical, flags = _cpuinfo()
+    cpu, physical, _ = read_cpuinfo()
+    flags = cpu_flags()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -226,6 +211,8 @@ def machine_info(device) -> dict:
         # ONEDNN_MAX_CPU_ISA lower them: how AVX2-only figures can be produced on this machine)
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        # `fst bench --isa avx2`: CPUID masked for every library (fst.bench.isa); "isa" lists what is left
+        "emulated_isa": None if emulated_isa() == "native" else emulated_isa(),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "physical_cores": physical,

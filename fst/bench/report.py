@@ -193,6 +193,8 @@ def header_lines(report: dict) -> list[str]:
     m, mdl, s = report["machine"], report["model"], report["settings"]
     cores = f"{m['logical_cores']} logical cores" + (f" ({m['physical_cores']} physical)" if m.get("physical_cores") else "")
     isa = ", ".join(m["isa"]) or "none reported"
+    if m.get("emulated_isa"):  # --isa avx2: what the processes saw, not what the hardware has
+        isa += f" (emulated by --isa {m['emulated_isa']}: CPUID masked for every library)"
     counts = ", ".join(f"{k} {s['warmup'][k]}+{s['repeats'][k]}" for k in report["sections"] if k in s["repeats"])
     return [
         f"**Machine:** {m['cpu']}, {cores}, {m['os']}; CPU features: {isa}; torch's kernels: "
