@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fst import FstError
-from fst.bench.isa import check_machine, environment
+from fst.bench.isa import check_machine
 from fst.cpuinfo import AFTER_AVX2, ISA_ENV, cpu_flags, read_cpuinfo
 from fst.runtime import _probe_key, cpu_supports_bf16
 from fst.styles import resolve_model
@@ -30,9 +30,12 @@ print(json.dumps({"numpy_avx512f": numpy_sees["AVX512F"], "torch": torch.backend
 """
 
 
-def _seen(env: dict | None = None) -> dict:
-    model = resolve_model("starry_night")
-    done = subprocess.run([sys.executable, "-c", SEEN, model], capture_output=True, text=True, env=env, timeout=300)
+def _seen(isa: str | None = None) -> dict:
+    """What a child process sees: plain, or started by `python -m fst.bench.isa ISA COMMAND`."""
+    command = [sys.executable, "-c", SEEN, resolve_model("starry_night")]
+    if isa:
+        command = [sys.executable, "-m", "fst.bench.isa", isa, *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -74,7 +77,7 @@ def test_the_mask_reaches_numpy_torch_and_onnx_runtime():
         assert done.returncode == 2 and done.stderr.startswith("fst: error: --isa avx2: "), done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
         return
-    native, masked = _seen(), _seen(environment("avx2"))
+    native, masked = _seen(), _seen("avx2")
     assert native["numpy_avx512f"] and native["torch"].startswith("AVX512")
     assert not masked["numpy_avx512f"] and masked["torch"] == "AVX2" and not masked["bf16"]
     # the same network, other kernels: only the order of float32 sums differs. The bench's

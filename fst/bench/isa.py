@@ -74,3 +74,27 @@ def reexec(isa: str, argv: list[str]) -> None:
     env = environment(isa)
     sys.stdout.flush(), sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "fst", *argv], env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m fst.bench.isa avx2 COMMAND [ARGS...]`: any command as that CPU runs it (e.g.
+    `/usr/bin/time -v fst stylize photo.jpg` as an AVX2-only CPU)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2 or args[0] not in HIDDEN or args[0] == "native":
+        print("usage: python -m fst.bench.isa avx2 COMMAND [ARGS...]", file=sys.stderr)
+        return 2
+    try:
+        env = environment(args[0])
+    except FstError as e:
+        print(f"fst: error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.flush(), sys.stderr.flush()
+    try:
+        os.execvpe(args[1], args[1:], env)
+    except OSError as e:
+        print(f"fst: error: {args[1]}: {e.strerror}", file=sys.stderr)
+        return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main())
