@@ -353,7 +353,8 @@ EXTRAS = {"torch": "train", "torchvision": "train", "onnx": "train", "datasets":
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.raw_argv = list(sys.argv[1:] if argv is None else argv)  # as typed (fst bench --isa runs it again)
+    if args.command == "bench":  # as typed: `fst bench --isa` runs it again under the CPUID mask
+        args.raw_argv = list(sys.argv[1:] if argv is None else argv)
     if args.command in KEEP_FREED_MEMORY:
         from fst.allocator import tune_allocator
 
