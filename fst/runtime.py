@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fst import FstError
-from fst.cpuinfo import ISA_ENV, cpu_flags
+from fst.cpuinfo import ISA_ENV, cpu_flags, read_cpuinfo
 
 # A CPU whose bf16 convolutions run at less than this fraction of fp32's speed gets fp32 from
 # --amp auto, and a warning with an explicit --amp bf16 (without bf16 instructions, oneDNN
@@ -54,10 +54,7 @@ def _probe_cache_path() -> str:
 
 def _probe_key() -> str:
     """What the answer depends on: the CPU, torch, and the ISA caps users can set."""
-    model = ""
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    model = read_cpuinfo()[0]
     caps = ",".join(os.environ.get(k, "") for k in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", ISA_ENV))
     return f"{model}|{platform.machine()}|bf16={cpu_supports_bf16()}|torch {torch.__version__}|{caps}"
 
