@@ -22,17 +22,14 @@ from test_web import PIXEL_DIFF_JS, browser_page
 
 STYLES = ["starry_night", "the_scream"]  # the collection's, in weight order
 MIX = "starry_night=0.6,the_scream=0.4"
-# Mean |difference| (0..255) between two answers that makes them different pictures: 100 times
-# the mean that assert_output_of lets rounding make. How far the tiny collection's two styles
-# end up apart depends on the CPU's bf16 arithmetic (mean 3.4 on an Intel Xeon with AMX, over 10
-# on an AMD EPYC): the tests need them apart, not by a given amount.
-DISTINCT = 1.0
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory, photo_dir):  # noqa: F811 (the fixture imported above)
     """A models folder: export/great_wave.onnx and `duo.onnx`, a two-style collection trained for 4
-    steps (a high learning rate: the two styles' pictures differ by far more than rounding)."""
+    steps (a high learning rate: the two styles' pictures differ by far more than rounding), in
+    float32: with bf16 autocast how far apart its styles end up depends on the CPU's bf16 units
+    (3.4 levels on an Intel Xeon with AMX, over 10 on an AMD EPYC with AVX512-BF16)."""
     from fst.export import export
     from fst.train import train
 
@@ -40,7 +37,7 @@ def models_dir(tmp_path_factory, photo_dir):  # noqa: F811 (the fixture imported
     shutil.copy(FIXTURES / "starry_night.jpg", tmp / "starry_night.jpg")  # a style's name is its file's
     Image.open(FIXTURES / "butterfly.jpg").convert("RGB").crop((0, 0, 200, 160)).save(tmp / "the_scream.jpg", quality=92)
     cfg = tiny_config(tmp, photo_dir, style=[str(tmp / f"{name}.jpg") for name in STYLES], collection=True,
-                      name="duo", steps=4, channels=8, lr=0.1)
+                      name="duo", steps=4, channels=8, lr=0.1, amp="off")
     model = train(cfg, log=lambda *a: None)
     folder = tmp / "models"
     # tolerance: the large norm parameters of this learning rate round a little further from PyTorch
@@ -117,7 +114,7 @@ def test_models_lists_the_collection_with_its_styles(client):
 
 def test_a_style_by_name_is_that_styles_output(client, expected):
     night, scream = expected([1, 0]), expected([0, 1])
-    assert np.abs(night - scream).mean() > DISTINCT  # so a wrong style cannot pass for the right one
+    assert np.abs(night - scream).mean() > 10  # the styles differ far beyond rounding
     first = stylize(client, {"model": "duo"})  # no choice: the first style
     assert_output_of(first, night)
     assert first.headers["x-fst-style"] == "starry_night" and file_name(first) == "starry_night.png"
@@ -143,7 +140,7 @@ def test_a_mix_is_the_output_of_its_weights(client, expected):
         assert_output_of(answer, mixed)
         assert unquote(answer.headers["x-fst-style"]) == "starry_night60+the_scream40"
         assert file_name(answer) == "starry_night60+the_scream40.png"
-    assert np.abs(mixed - expected([1, 0])).mean() > DISTINCT and np.abs(mixed - expected([0, 1])).mean() > DISTINCT
+    assert np.abs(mixed - expected([1, 0])).mean() > 5 and np.abs(mixed - expected([0, 1])).mean() > 5
     # weights too large for float32 are still a mix (each is taken over the largest first)
     assert_output_of(stylize(client, {"model": "duo", "mix": "starry_night=1e300,the_scream=1e300"}), expected([0.5, 0.5]))
 
@@ -220,7 +217,7 @@ def test_web_page_picks_a_style_of_the_collection_and_mixes_two(server):
         page.wait_for_function(done, timeout=60_000)
         assert page.evaluate("() => window.sentForms")[1:] == [{**FORM, "mix": "starry_night=0.50,the_scream=0.50"}]
         diff = page.evaluate(PIXEL_DIFF_JS, ["#kept", "#result"])
-        assert diff > DISTINCT, f"the mix looks like the pure style (mean |diff| {diff:.1f})"
+        assert diff > 5, f"the mix looks like the pure style (mean |diff| {diff:.1f})"
         assert page.get_attribute("#download", "download") == "kitten_starry_night50+the_scream50.png"
         assert page.evaluate(PIXEL_DIFF_JS, ["#original", "#result"]) > 10
         assert page.errors == []
