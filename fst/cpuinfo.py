@@ -8,6 +8,7 @@ choices (bf16 autocast, the bench's machine line) in step with the libraries'. N
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 
@@ -35,14 +36,16 @@ def emulated_isa() -> str:
     return isa if isa in HIDDEN else "native"
 
 
-def read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, int | None, set[str]]:
+@functools.lru_cache(maxsize=4)
+def read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, int | None, frozenset[str]]:
     """(CPU model name, physical cores or None, the hardware's flags) from /proc/cpuinfo, or what
-    platform knows where there is none."""
+    platform knows where there is none. Read once per process (its callers ask several times:
+    the amp probe's key, bf16 support, the bench's machine line)."""
     try:
         with open(path) as f:
             text = f.read()
     except OSError:
-        return platform.processor() or platform.machine(), None, set()
+        return platform.processor() or platform.machine(), None, frozenset()
     model, flags, physical = platform.machine(), set(), set()
     for block in text.split("\n\n"):
         fields = dict((k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in block.splitlines()))
@@ -50,7 +53,7 @@ def read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, int | None, set[str]
         flags |= set(fields.get("flags", "").split())
         if "core id" in fields:
             physical.add((fields.get("physical id"), fields["core id"]))
-    return model, len(physical) or None, flags
+    return model, len(physical) or None, frozenset(flags)
 
 
 def cpu_flags() -> set[str]:
