@@ -80,7 +80,8 @@ class LossNetwork(nn.Module):
     def train(self, mode: bool = True):  # always eval: frozen, no dropout/bn anyway
         return super().train(False)
 
-    def forward(self, x: torch.Tensor, layers: list[str], pad: int = 0) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, layers: list[str], pad: int = 0,
+                channels_last: bool = False) -> dict[str, torch.Tensor]:
         """x: (N, 3, H, W) RGB in [0, 1] -> {layer: activation (N, C, H', W')}.
 
         Runs only as deep as the deepest requested layer.
@@ -89,6 +90,10 @@ class LossNetwork(nn.Module):
         back to the image's own extent (pad / 2^poolings). VGG's convolutions zero-pad, which
         makes the image border look like an edge to the loss; networks trained without this learn
         bright and dark lines along their output's borders.
+
+        channels_last: run the convolutions on channels-last tensors (the activations come back
+        in that memory format; same values). Under bf16 autocast on the CPU, oneDNN's kernels want
+        that layout and reorder every NCHW tensor to it and back (PerceptualLoss uses it there).
         """
         wanted = set(layers)
         unknown = wanted - set(LAYER_NAMES)
@@ -100,6 +105,8 @@ class LossNetwork(nn.Module):
         if pad:
             x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
         h = (x[:, self.perm] - self.mean) / self.std
+        if channels_last:
+            h = h.contiguous(memory_format=torch.channels_last)
         out = {}
         crop = pad
         for index in range(last + 1):

@@ -182,6 +182,52 @@ def test_gradcheck_of_each_term():
     assert torch.autograd.gradcheck(lambda x: style_layer_loss(x, target_gram), (g,))
 
 
+def test_gram_backward_equals_autograd_of_the_plain_product():
+    """fst's Gram runs one product in its backward ((dG + dG^T) F); autograd's own backward of
+    F F^T runs two and adds them: the same gradient to float rounding, also for the cropped,
+    non-contiguous activations the loss network hands over."""
+    torch.manual_seed(11)
+    features = torch.randn(3, 8, 20, 22)[..., 2:-2, 3:-3].requires_grad_(True)
+    upstream = torch.randn(3, 8, 8)  # not symmetric: both halves of the formula matter
+    (gram_matrix(features) * upstream).sum().backward()
+    ours = features.grad.clone()
+    features.grad = None
+    flat = features.reshape(3, 8, -1)
+    plain = torch.bmm(flat, flat.transpose(1, 2)) / flat[0].numel()
+    torch.testing.assert_close(gram_matrix(features), plain, rtol=1e-6, atol=1e-7)
+    (plain * upstream).sum().backward()
+    assert float(ours.abs().max()) > 0.01
+    torch.testing.assert_close(ours, features.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_loss_runs_vgg_channels_last_with_the_same_values(loss_network, photo_paths, style_path):
+    """Under bf16 autocast on the CPU the loss hands VGG channels-last tensors (oneDNN's bf16
+    kernels work in that layout; NCHW makes them reorder every tensor); float32 keeps NCHW. Same
+    loss and gradient either way, to bf16 rounding: activations rounded to 8 significant bits
+    (relative 2^-9) may round differently where the kernels sum in another order, so the terms (means
+    over many rounded values) agree within 1 %, and the gradient, with its largest entry, within 3 %."""
+    content = torch.from_numpy(load_image(photo_paths[0], size=(48, 40)).rgb)[None]
+    style = torch.from_numpy(load_image(style_path, long_side=48).rgb)[None]
+    bf16 = PerceptualLoss(loss_network, [style], amp_dtype=torch.bfloat16)
+    assert bf16.channels_last(content) and not PerceptualLoss(loss_network, [style]).channels_last(content)
+    seen = loss_network(content, ["relu1_2"], channels_last=True)["relu1_2"]
+    assert seen.stride(1) == 1 and seen.shape == (1, 64, 40, 48)  # channels-last memory
+    assert loss_network(content, ["relu1_2"])["relu1_2"].stride(-1) == 1  # NCHW
+
+    def terms_and_grad(channels_last: bool):
+        bf16.channels_last = lambda x: channels_last
+        generated = content.clone().requires_grad_(True)
+        terms = bf16(generated, content=(content * 0.9).clamp(0, 1))
+        terms["total"].backward()
+        return {k: float(v.detach()) for k, v in terms.items()}, generated.grad
+
+    fast, fast_grad = terms_and_grad(True)
+    plain, plain_grad = terms_and_grad(False)
+    for key in ("content", "style", "total"):
+        assert fast[key] > 0 and fast[key] == pytest.approx(plain[key], rel=0.01), key
+    assert float((fast_grad - plain_grad).abs().max()) <= 0.03 * float(plain_grad.abs().max())
+
+
 @pytest.fixture(scope="module")
 def double_network(loss_network):
     """A float64 copy of the real network (the shared one stays float32)."""
