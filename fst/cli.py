@@ -41,7 +41,7 @@ def _add_run_args(p: argparse.ArgumentParser, config) -> None:
     """--device, --amp and --seed of train and optimize, with the defaults of their config (an
     instance of fst.config's TrainConfig or OptimizeConfig) in the help."""
     p.add_argument("--device", type=_device, help=f"auto | cpu | cuda[:N] | mps (default {config.device})")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], help=f"autocast of the VGG passes (default {config.amp})")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], help=f"autocast of the VGG passes (bf16 on the CPU: the network's too) (default {config.amp})")
     p.add_argument("--seed", type=int, help=f"(default {config.seed})")
 
 

@@ -142,13 +142,18 @@ class PerceptualLoss(nn.Module):
             return contextlib.nullcontext()
         return torch.autocast(device_type=device_type, dtype=self.amp_dtype)
 
+    def cpu_bf16(self, x: torch.Tensor) -> bool:
+        """Autocasting to bf16 on the CPU (fst train runs its network under the same autocast there:
+        fst.train.network_forward)."""
+        return self.amp_dtype == torch.bfloat16 and x.device.type == "cpu"
+
     def channels_last(self, x: torch.Tensor) -> bool:
         """VGG in channels-last memory when autocasting to bf16 on the CPU: oneDNN's bf16 kernels
         otherwise reorder every NCHW activation and gradient (measured, VGG to relu4_3 forward +
         backward, batch 4 at 256 px: 1.66 s NCHW against 0.74 s on an AVX-512 bf16 CPU, the same
         values to the bit). float32 keeps NCHW: 1.13x faster channels-last there, but 0.94-0.98x
         with AVX2 kernels (README: Performance)."""
-        return self.amp_dtype == torch.bfloat16 and x.device.type == "cpu"
+        return self.cpu_bf16(x)
 
     def _features(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
         with self._autocast(x.device.type):

@@ -8,7 +8,9 @@ and evaluate pick styles by name.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +145,16 @@ def test_a_collection_trained_further_needs_its_styles_in_order(tmp_path, photo_
         train(_collection(tmp_path / "again", photo_dir, two_styles[::-1], steps=1, init=base), log=lambda *a: None)
     further = train(_collection(tmp_path / "on", photo_dir, two_styles, steps=2, init=base), log=lambda *a: None)
     assert torch.load(further, weights_only=True)["meta"]["style_names"] == ["night", "wings"]
+
+
+def test_a_collection_refuses_two_styles_of_one_name_and_names_only_those(tmp_path, photo_dir, two_styles):
+    again = tmp_path / "copy" / os.path.basename(two_styles[0])  # night.jpg from another folder
+    again.parent.mkdir()
+    shutil.copy(two_styles[0], again)
+    with pytest.raises(FstError) as error:
+        train(_collection(tmp_path / "r", photo_dir, [*two_styles, str(again)], steps=1), log=lambda *a: None)
+    assert "share a name (night: " in str(error.value) and str(again) in str(error.value)
+    assert "wings" not in str(error.value)  # the style whose name is its own is not listed
 
 
 def _collection(tmp, photo_dir, styles, **over):

@@ -189,6 +189,37 @@ def test_bf16_autocast_keeps_the_loss_close_to_fp32(loss_network):
         assert float(bf16[k]) == pytest.approx(float(fp32[k]), rel=0.05), k
 
 
+def test_the_network_runs_under_the_losses_bf16_autocast_on_the_cpu(loss_network):
+    """fst train's network pass (network_forward) follows the loss: as written where VGG runs
+    float32; under bf16 autocast where the loss autocasts VGG to bf16 on the CPU, its output float32
+    and within bf16's precision of the float32 output, on a shipped network and real photo crops.
+    Bounds: outputs lie in [0, 1], where bf16's spacing is at most 2^-8 (~1 of 255 levels); the last
+    layer's rounding alone is up to half that per pixel, and each earlier layer's rounded inputs add
+    about as much again, partly averaging out: mean |difference| <= 2^-8, largest <= 2^-5."""
+    from fst.train import network_forward
+    from fst.transformer import TRAINING_MARGIN
+
+    net, _ = load_model(str(REPO / "checkpoints" / "starry_night.pth"))
+    photos = [np.asarray(Image.open(FIXTURES / name).convert("RGB").resize((64, 64)), dtype=np.float32) / 255
+              for name in ("kitten.jpg", "butterfly.jpg")]
+    batch = torch.from_numpy(np.stack(photos).transpose(0, 3, 1, 2).copy())
+    style = torch.rand(1, 3, 64, 64)
+    fp32 = PerceptualLoss(loss_network, [style], LossConfig())
+    bf16 = PerceptualLoss(loss_network, [style], LossConfig(), amp_dtype=torch.bfloat16)
+    plain = network_forward(net, fp32)(batch)
+    assert torch.equal(plain, net(batch, margin=TRAINING_MARGIN))
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+             for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    low = network_forward(net, bf16)(batch)
+    for hook in hooks:
+        hook.remove()
+    assert seen and set(seen) == {torch.bfloat16} and low.dtype == torch.float32
+    difference = (low - plain).detach().abs()
+    assert float(difference.mean()) <= 2**-8 and float(difference.max()) <= 2**-5
+    assert float(difference.max()) > 0  # it did run in bf16
+
+
 def test_resume_is_exact(tmp_path, photo_dir):
     """N steps in one go == N/2 steps, then --resume, then N/2 more: identical weights."""
     straight = train(tiny_config(tmp_path / "a", photo_dir, steps=6), log=lambda *a: None)

@@ -33,9 +33,9 @@ FIXED_NOTES = [
     "fst's network and weights; \"its network\": PE's own width-32 TransformerNet (random weights: timing only)",
     "tutorial = the PyTorch tutorial's Gatys optimisation (every target computed once, loss modules in a copy of "
     "VGG, pixels clamped), on fst's loss; both with fst's L-BFGS settings",
-    "precision: float32 unless the row says otherwise; bfloat16 = autocast of the VGG passes on both sides "
-    "(fst's --amp bf16, whose VGG pass runs in channels-last memory on the CPU; PE's code keeps its NCHW tensors, "
-    "as written); ONNX Runtime fp16 and int8 are fst's other model files; no ratio across precisions",
+    "precision: float32 unless the row says otherwise; bfloat16 = autocast of the transformer's and VGG's passes "
+    "on both sides (fst's --amp bf16 on the CPU, whose VGG pass runs in channels-last memory; PE's code keeps its "
+    "NCHW tensors, as written); ONNX Runtime fp16 and int8 are fst's other model files; no ratio across precisions",
     "GFLOP/s: 2 × the convolutions' multiply-accumulates (margins included; instance norms, Grams and "
     "element-wise work left out) / seconds; each row counts its own work (fst's step takes the content through "
     "VGG only to relu2_2, PE's to relu4_3); % of peak against the same precision's peak above",

@@ -19,8 +19,8 @@ work is organised:
   b. the loss fst defines (fst/losses.py): each term divided by its target's energy, style layers
      weighted 1/4 each, a total-variation term, and the images reflect-padded by the border margin
      before VGG with every feature cropped back to the image;
-  c. bf16 rows: autocast around the VGG calls only (what fst's --amp bf16 does), features back to
-     float32 before the Grams and the differences.
+  c. bf16 rows: autocast around the transformer's forward and the VGG calls (what fst train does
+     with bf16 on the CPU), the output and features back to float32 before the loss's terms.
 PE hard-codes relu2_2 for content and those four style layers; the bench uses fst's defaults,
 which are the same layers.
 """
@@ -142,8 +142,8 @@ def normalize_batch(batch, loss_net):
     return (batch[:, loss_net.perm] - loss_net.mean) / loss_net.std
 
 
-def _vgg_precision(device_type: str, amp_dtype):
-    """(c) autocast around the VGG calls only; None: float32 throughout."""
+def _precision(device_type: str, amp_dtype):
+    """(c) autocast around the transformer's and VGG's calls; None: float32 throughout."""
     return torch.autocast(device_type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
 
 
@@ -169,7 +169,7 @@ class PETraining:
         self.gram_style = [gram_matrix(y) for y in features_style]
 
     def features(self, images):
-        with _vgg_precision(images.device.type, self.amp_dtype):
+        with _precision(images.device.type, self.amp_dtype):
             out = self.vgg(normalize_batch(images, self.loss_net))
         return VggOutputs(*(f.float() for f in out))  # (c): no-op in float32
 
@@ -188,8 +188,9 @@ class PETraining:
 
     def step(self, x) -> float:
         self.optimizer.zero_grad()
-        y = self.transformer(x)
-        total_loss = self.loss(y, x)
+        with _precision(x.device.type, self.amp_dtype):
+            y = self.transformer(x)
+        total_loss = self.loss(y.float(), x)  # (c): no-op in float32
         total_loss.backward()
         self.optimizer.step()
         return total_loss.item()  # PE: agg_content_loss += content_loss.item() ...

@@ -1,8 +1,8 @@
 """train: one training step (batch 4, a fixed batch of photos, no data loading) at 128² and 256²:
 fst's (fst.train.train_step on fst.losses.PerceptualLoss) against PE's (fst.bench.baselines.
 PETraining: style Grams once, two full VGG passes), PE on fst's network (the implementation
-alone) and on its own (width 32: what a PE user runs). float32, and bfloat16 autocast of the VGG
-passes on both sides where the CPU has bf16 units; ratios only within one precision.
+alone) and on its own (width 32: what a PE user runs). float32, and bfloat16 autocast of the
+transformer's and VGG's passes on both sides where the CPU has bf16 units; ratios only within one precision.
 Before timing, each baseline's loss is checked against fst's on the same output and batch."""
 
 from __future__ import annotations
