@@ -23,22 +23,8 @@ set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 FST_VGG_WEIGHTS=/tmp/vgg.pth
 R=${R:-/tmp/r}; mkdir -p $R
 F=${PY:-python3}; DEV=${DEV:-cuda}; BASE=${BASE:-250}; ADD=${ADD:-100}; SIZE=${SIZE:-256}; EVAL=${EVAL:-6}
-finish() {  # a run cut off: its last checkpoint (the weight average) as its final model
-  for d in $R/*/; do n=$(basename $d); [ -f $R/$n.pth ] || [ ! -f $d/checkpoint.pth ] || $F - $d/checkpoint.pth $R/$n.pth <<'PY'
-import sys, torch
-s = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
-meta = {**s["meta"], "steps": s["step"], "config": s["config"], "note": "checkpoint at the device's time limit"}
-torch.save({"model": {k: v.float().contiguous() for k, v in s.get("averaged", s["model"]).items()}, "meta": meta}, sys.argv[2])
-print("from checkpoint:", sys.argv[2], s["step"])
-PY
-  done
-  tar czf $OUT/logs.tgz -C $R --exclude='*.pth' --exclude='*.tmp' --exclude='preview_0*' .
-  (cd $R && tar czf $OUT/bases.tgz b*.pth; tar czf $OUT/added.tgz a*.pth) 2>&1
-  cp $R/summary.txt $OUT/
-}
-trap finish EXIT
-{ nvidia-smi -L; $F -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; nproc; } 2>&1 | tee $R/summary.txt
-$F .ci/gpu/fullvgg.py .gpu/vgg16-conv1-4.pth /tmp/vgg.pth
+MODELS="bases:b*.pth added:a*.pth"
+. .ci/gpu/prelude.sh
 S=.gpu/styles; A=.gpu/aug
 common="--data .gpu/photos --image-size $SIZE --style-size $SIZE --device $DEV --checkpoint-every 500"
 run() {  # name, then fst train arguments
