@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"weights with this decay per step (default {t.ema:g}; 0: the last step's weights)")
     p.add_argument("--channels", type=_size_or_pixels, help=f"width of the first layer (default {t.channels}; Johnson: {JOHNSON_CHANNELS})")
     p.add_argument("--res-blocks", type=_count, help=f"residual blocks (default {t.res_blocks})")
-    p.add_argument("--workers", type=_count, help=f"DataLoader worker processes (default {t.workers})")
+    p.add_argument("--workers", type=_count, help=f"DataLoader worker processes (default: 0 on 2 cores or fewer, else 2; here {t.workers})")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     p.add_argument("--checkpoint-every", type=_count, metavar="STEPS",
                    help=f"checkpoint and preview interval (default {t.checkpoint_every}; 0: only at the end)")

@@ -220,6 +220,15 @@ def test_the_network_runs_under_the_losses_bf16_autocast_on_the_cpu(loss_network
     assert float(difference.max()) > 0  # it did run in bf16
 
 
+def test_workers_default_to_none_on_two_cores_or_fewer():
+    """DataLoader workers would take the cores from torch's threads on a 2-core machine
+    (README: Measured by hand); a config made here gets this machine's answer."""
+    from fst.config import default_workers
+
+    assert [default_workers(n) for n in (1, 2, 3, 16)] == [0, 0, 2, 2]
+    assert TrainConfig(style=["x.jpg"]).workers == (0 if len(os.sched_getaffinity(0)) <= 2 else 2)
+
+
 def test_resume_is_exact(tmp_path, photo_dir):
     """N steps in one go == N/2 steps, then --resume, then N/2 more: identical weights."""
     straight = train(tiny_config(tmp_path / "a", photo_dir, steps=6), log=lambda *a: None)
