@@ -135,7 +135,7 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "auto"
     channels_last: bool = False  # measured: no gain on CPU for these convs
-    workers: int = field(default_factory=lambda: default_workers())
+    workers: int = field(default_factory=default_workers)
     flip: bool = True
     checkpoint_every: int = 200
     val_count: int = 4
