@@ -4,7 +4,7 @@
 # device's description into R/summary.txt and the full VGG file (fullvgg.py) at /tmp/vgg.pth.
 finish() {
   $F .ci/gpu/cutoff.py $R
-  tar czf $OUT/logs.tgz -C $R --exclude='*.pth' --exclude='*.tmp' --exclude='*.png' .  # previews left: addstyle.sh's was over 16 MB
+  tar czf $OUT/logs.tgz -C $R --exclude='*.pth' --exclude='*.tmp' --exclude='*.png' .  # no previews: addstyle.sh's archive was over 16 MB
   for m in $MODELS; do (cd $R && tar czf $OUT/${m%%:*}.tgz ${m#*:}) 2>&1; done
   cp $R/summary.txt $OUT/
 }
