@@ -5,10 +5,10 @@ import this module.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from fst import FstError, parse_weighted, shown
+from fst.cpuinfo import usable_cores
 
 JOHNSON_CHANNELS = 32  # Johnson et al.'s width of the first layer
 DEFAULT_CHANNELS = 16  # fst's: 3.6x fewer multiply-accumulates (README: Performance)
@@ -25,10 +25,8 @@ def default_workers(cores: int | None = None) -> int:
     """fst train's DataLoader worker processes: none on a machine of 2 cores or fewer, where they
     take the cores from torch's threads (a step 8-22 % slower with 2 workers than with none on 2
     cores, README: Measured by hand; the photos are decoded in the main process then, ~2 % of a
-    step), else 2. cores: the cores this process may run on (default: its CPU affinity)."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return 0 if cores <= 2 else 2
+    step), else 2. cores: default fst.cpuinfo.usable_cores()."""
+    return 0 if (usable_cores() if cores is None else cores) <= 2 else 2
 
 
 @dataclass

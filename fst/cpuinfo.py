@@ -56,6 +56,14 @@ def read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, int | None, frozense
     return model, len(physical) or None, frozenset(flags)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (Linux), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def cpu_flags() -> set[str]:
     """The flags this process's libraries see: the hardware's, less those `--isa` hides."""
     return read_cpuinfo()[2] - set(HIDDEN[emulated_isa()])

@@ -224,9 +224,10 @@ def test_workers_default_to_none_on_two_cores_or_fewer():
     """DataLoader workers would take the cores from torch's threads on a 2-core machine
     (README: Measured by hand); a config made here gets this machine's answer."""
     from fst.config import default_workers
+    from fst.cpuinfo import usable_cores
 
     assert [default_workers(n) for n in (1, 2, 3, 16)] == [0, 0, 2, 2]
-    assert TrainConfig(style=["x.jpg"]).workers == (0 if len(os.sched_getaffinity(0)) <= 2 else 2)
+    assert TrainConfig(style=["x.jpg"]).workers == (0 if usable_cores() <= 2 else 2)
 
 
 def test_resume_is_exact(tmp_path, photo_dir):

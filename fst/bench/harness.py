@@ -191,15 +191,12 @@ def machine_info(device) -> dict:
     import onnxruntime
     import torch
 
-    from fst.cpuinfo import cpu_flags, emulated_isa, read_cpuinfo
+    from fst.cpuinfo import cpu_flags, emulated_isa, read_cpuinfo, usable_cores
     from fst.runtime import cpu_supports_bf16
 
     cpu, physical, _ = read_cpuinfo()
     flags = cpu_flags()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    usable = usable_cores()
     try:
         load = round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):

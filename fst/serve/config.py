@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from fst.cpuinfo import usable_cores
 
 MIB = 1024 * 1024
 # The memory budget (README "fst serve"), from `python -m fst.loadtest --memory` here: the process
@@ -37,11 +38,7 @@ class ServerConfig:
     def intra_op_threads(self) -> int:
         if self.threads:
             return self.threads
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            cores = os.cpu_count() or 1
-        return max(1, cores // self.workers)
+        return max(1, usable_cores() // self.workers)
 
 
 DEFAULTS = ServerConfig(models_dir=Path("export"))
