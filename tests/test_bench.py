@@ -349,6 +349,43 @@ def test_quality_of_adding_the_painting_to_a_collection(fst_cli, tmp_path):
     assert curve[-1]["step"] > 0 and curve[-1]["style_ratio"] != pytest.approx(curve[0]["style_ratio"], rel=1e-4)
 
 
+def test_quality_measures_the_full_trainings_time_and_each_sides_share_of_it(quality):
+    """The yardstick of issue 14's quarter: the target's recorded steps times a step of its full
+    training measured here, and each side's minutes (to the target, else its budget) over that."""
+    result = quality["report"]["sections"]["quality"]
+    full = result["full_training"]
+    assert full["steps"] == result["target"]["step"] == 2000 and full["rounds"] == 3
+    assert full["step_seconds"] > 0 and full["side_step_seconds"] > 0
+    assert full["minutes"] == pytest.approx(full["steps"] * full["step_seconds"] / 60, rel=1e-9)
+    for row in result["rows"]:
+        spent = row["minutes_to_target"] if row["minutes_to_target"] is not None else row["budget_minutes"]
+        assert row["share_of_full_training"] == pytest.approx(spent / full["minutes"], rel=1e-9), row["name"]
+    assert f"| {full['minutes']:.1f} min here (2000 steps × {full['step_seconds']:.3f} s;" in quality["markdown"]
+
+
+def test_the_side_network_timed_is_the_one_fst_train_trains():
+    """loopstep times the fst side's step on the network fst train builds: --add-style grows the
+    collection by a row and freezes every shared weight; --init from a collection gives one style's
+    single network, all of it trained; no --init, fresh weights."""
+    import torch
+
+    from fst.bench.loopstep import _side_network
+    from fst.config import TrainConfig
+
+    classics10 = str(REPO / "checkpoints" / "reference" / "classics10.pth")
+    added, optimizer, styles = _side_network(TrainConfig(style=["x.jpg"], init=classics10, add_style=True), torch.device("cpu"))
+    shared = {id(p) for p in added.shared_parameters()}
+    assert styles == 11 and added.style_maps and shared
+    assert all(not p.requires_grad for p in added.shared_parameters())
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert optimized and not optimized & shared
+    single, optimizer, styles = _side_network(TrainConfig(style=["x.jpg"], init=classics10), torch.device("cpu"))
+    assert styles == 0 and single.styles == 0 and all(p.requires_grad for p in single.parameters())
+    assert sum(p.numel() for group in optimizer.param_groups for p in group["params"]) == sum(p.numel() for p in single.parameters())
+    fresh, _, styles = _side_network(TrainConfig(style=["x.jpg"], init=None), torch.device("cpu"))
+    assert styles == 0 and not torch.equal(fresh.encoder[0][0][1].weight, single.encoder[0][0][1].weight)
+
+
 def test_quality_target_is_fst_evaluates_figures_of_the_shipped_model(quality, fst_cli):
     target = quality["report"]["sections"]["quality"]["target"]
     code, out, err = fst_cli("evaluate", "great_wave", "--photos", str(REPO / "tests" / "fixtures" / "held_out"),
@@ -366,7 +403,10 @@ def test_quality_markdown_shows_the_target_and_both_curves(quality):
     assert "#### Time to quality: training time until great_wave's held-out figures" in markdown
     assert "#### Time to quality: held-out figures against training minutes" in markdown
     target = quality["report"]["sections"]["quality"]["target"]
-    assert f"| great_wave (shipped, the target) | 2000 | {target['style_ratio']:.3f} ({target['max_style_ratio']:.3f}) |" in markdown
+    full = quality["report"]["sections"]["quality"]["full_training"]
+    full_cell = f"{full['minutes']:.1f} min here (2000 steps × {full['step_seconds']:.3f} s; the fst side's step {full['side_step_seconds']:.3f} s)"
+    assert (f"| — | great_wave (shipped, the target) | {full_cell} | 2000 | "
+            f"{target['style_ratio']:.3f} ({target['max_style_ratio']:.3f}) |") in markdown
     assert markdown.count("| **fst train** |") == 1 + len(quality["report"]["sections"]["quality"]["rows"][0]["curve"])
     assert "/tmp/" not in markdown and str(REPO) not in markdown
     for row in quality["report"]["sections"]["quality"]["rows"]:  # a miss names the figures above the target's
@@ -374,7 +414,8 @@ def test_quality_markdown_shows_the_target_and_both_curves(quality):
             shown, over = row["shown"], [k for k in ("style_ratio", "content") if row["shown"][k] > target[k]]
             assert over, row  # a row not reached has a figure above the target
             cell = ", ".join(f"{k.replace('_', ' ')} {shown[k]:.4f} > {target[k]:.4f}" for k in over)
-            assert f": {cell}) | {'**' + row['name'] + '**' if row['role'] == 'fst' else row['name']} |" in markdown
+            share = f"over {100 * row['share_of_full_training']:.1f} %"  # the budget's share: more than that
+            assert f": {cell}) | {'**' + row['name'] + '**' if row['role'] == 'fst' else row['name']} | {share} |" in markdown
 
 
 def test_networks_table_prices_each_network():

@@ -145,6 +145,14 @@ def _missed(point: dict, target: dict) -> str:
                      for name in ("style_ratio", "content") if point[name] > target[name])
 
 
+def _full_training(full: dict | None) -> str:
+    """The target's own training time here (fst.bench.sections.quality.full_training)."""
+    if not full:
+        return "—"
+    return (f"{full['minutes']:.1f} min here ({full['steps']} steps × {full['step_seconds']:.3f} s; the fst side's step "
+            f"{full['side_step_seconds']:.3f} s)")
+
+
 def _quality(result: dict) -> list[Table]:
     """The time to the target (the shipped model's figures) of each side, then their curves."""
     from fst.bench.sections.quality import reached as reached_target
@@ -154,16 +162,20 @@ def _quality(result: dict) -> list[Table]:
                     f"photos at {size}: style ratio ≤ {t['style_ratio']:.3f}, content ≤ {t['content']:.3f}); "
                     f"{result['crop']}² crops, batch {result['batch']}, {_style_weight(result)}{result['photos']} photos, at most "
                     f"{result['minutes']:.3g} min each",
-                    ["minutes", "training", "step", "style ratio mean (max)", "content mean", "loss vs fst (bound)"])
-    summary.rows.append(["—", f"{result['model']} ({'shipped, ' if result.get('shipped') else ''}the target)", str(t["step"] or "—"),
-                         f"{t['style_ratio']:.3f} ({t['max_style_ratio']:.3f})", f"{t['content']:.3f}", "—"])
+                    ["minutes", "training", "of the full training", "step", "style ratio mean (max)", "content mean",
+                     "loss vs fst (bound)"])
+    full = result.get("full_training")
+    summary.rows.append(["—", f"{result['model']} ({'shipped, ' if result.get('shipped') else ''}the target)", _full_training(full),
+                         str(t["step"] or "—"), f"{t['style_ratio']:.3f} ({t['max_style_ratio']:.3f})", f"{t['content']:.3f}", "—"])
     summary.bold.append(False)
     for r in result["rows"]:
         p = r["shown"]
         reached = (_minutes(r["minutes_to_target"]) if r["minutes_to_target"] is not None
                    else f"not reached in {r['budget_minutes']:.3g} (lowest style ratio at {_minutes(p['minutes'])}: "
                         f"{_missed(p, t)})")
-        summary.rows.append([reached, r["name"], str(p["step"]), f"{p['style_ratio']:.3f} ({p['max_style_ratio']:.3f})",
+        share = r.get("share_of_full_training")
+        share = "—" if share is None else f"{100 * share:.1f} %" if r["minutes_to_target"] is not None else f"over {100 * share:.1f} %"
+        summary.rows.append([reached, r["name"], share, str(p["step"]), f"{p['style_ratio']:.3f} ({p['max_style_ratio']:.3f})",
                              f"{p['content']:.3f}", _check(r)])
         summary.bold.append(r["role"] == "fst")
     curve = Table(f"Time to quality: held-out figures against training minutes, every {result['every_seconds']:g} s "

@@ -271,13 +271,32 @@ def pe_stylizer(net):
     return stylize
 
 
-def summary(side, target: dict, minutes: float) -> dict:
+def summary(side, target: dict, minutes: float, full: dict | None = None) -> dict:
     """A side's row: its curve, the minutes of its first point at or below both target figures
-    (None: not reached in `minutes`), and that point, or else its lowest style ratio's."""
+    (None: not reached in `minutes`), and that point, or else its lowest style ratio's; with the
+    full training's time here (full_training), the share of it those minutes (or the budget) are."""
     hit = next((p for p in side.points if reached(p, target)), None)
     shown = hit or min(side.points, key=lambda p: p["style_ratio"])
-    return {"section": "quality", "size": None, "name": side.name, "role": side.role, "curve": side.points,
-            "minutes_to_target": hit["minutes"] if hit else None, "budget_minutes": minutes, "shown": shown}
+    row = {"section": "quality", "size": None, "name": side.name, "role": side.role, "curve": side.points,
+           "minutes_to_target": hit["minutes"] if hit else None, "budget_minutes": minutes, "shown": shown}
+    if full:
+        row["share_of_full_training"] = (hit["minutes"] if hit else minutes) / full["minutes"]
+    return row
+
+
+def full_training(ctx: Context, side_cfg, lr: float, train_paths: list[str], steps: int | None) -> dict | None:
+    """The target's full training time on this machine: its recorded steps times a step of that
+    training here (fst.bench.loopstep, beside the fst side's own step); None without recorded steps."""
+    if not steps:
+        return None
+    from fst.bench.loopstep import loop_steps
+
+    step = loop_steps(ctx, side_cfg, lr, train_paths)
+    full = {"steps": steps, "step_seconds": step["full"], "side_step_seconds": step["side"], "rounds": step["rounds"],
+            "minutes": steps * step["full"] / 60}
+    log(f"quality: the full training here: {steps} steps x {step['full']:.3f} s = {full['minutes']:.1f} min; "
+        f"a step of the fst side {step['side']:.3f} s ({step['side'] / step['full']:.2f}x)")
+    return full
 
 
 def run(ctx: Context) -> dict:
@@ -300,15 +319,16 @@ def run(ctx: Context) -> dict:
     sides = [FstSide(ctx, recorded, folder, painting, init_model(ctx.quality_init, path, ctx.quality_add_style)),
              PESide(ctx, recorded, train_paths, held, criterion, painting)]
     check = sides[1].check(sides[0].cfg.loss)
+    full = full_training(ctx, sides[0].cfg, recorded["lr"], train_paths, target["step"])
     rounds = train_in_rounds(sides, target, plan.quality_seconds, plan.quality_every)
-    rows = [summary(side, target, plan.quality_seconds / 60) for side in sides]
+    rows = [summary(side, target, plan.quality_seconds / 60, full) for side in sides]
     rows[1]["check"] = check
     return {"model": meta.get("name") or os.path.basename(path), "shipped": is_shipped(path),
             "photos": len(train_paths), "held_out": len(held),
             "eval_size": plan.quality_eval_size or "own", "every_seconds": plan.quality_every, "rounds": rounds,
             "minutes": plan.quality_seconds / 60, "crop": sides[0].cfg.image_size, "batch": sides[0].cfg.batch_size,
             "style_weight": recorded["loss"]["style_weight"], "target_style_weight": meta["config"]["loss"]["style_weight"],
-            "target": target, "rows": rows, "notes": _notes(ctx, sides, os.path.basename(ctx.quality_model or QUALITY_MODEL))}
+            "target": target, "full_training": full, "rows": rows, "notes": _notes(ctx, sides, os.path.basename(ctx.quality_model or QUALITY_MODEL))}
 
 
 def train_in_rounds(sides: list, target: dict, seconds: float, every: float) -> int:
@@ -337,7 +357,11 @@ def _notes(ctx: Context, sides: list, model: str) -> list[str]:
              "training time: the loop's wall time (data loading, steps, checkpoints), start-up and the evaluations "
              f"left out; rounds of {plan.quality_every:g} s of training per side, who goes first alternating",
              f"quality: fst: {sides[0].settings()}; PE: {sides[1].settings()}; the same photos, painting, style size "
-             "and loss weights"]
+             "and loss weights",
+             "quality: of the full training: the minutes to the target (or, not reached, the budget) over the target's "
+             "own training time here, its recorded steps times the median step of that training (its network from "
+             "fresh weights, every weight trained, Adam at its lr, its batch loaded from these photos), timed in "
+             "interleaved rounds beside the fst side's own step before the sides train (fst.bench.loopstep)"]
     if plan.quick:
         notes.append(f"quality --quick: {plan.quality_crop}² crops, the photos evaluated at {plan.quality_eval_size} px, "
                      f"{plan.quality_seconds:g} s per side: a run of the machinery, not a measurement")
