@@ -198,10 +198,9 @@ class VideoSource:
 
 def _display_matrix(frame: av.VideoFrame) -> list[int] | None:
     """The frame's rotation/flip matrix (9 int32, FFmpeg's DISPLAYMATRIX), or None."""
-    for side in frame.side_data:
-        if side.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
-            return [int(v) for v in np.frombuffer(bytes(side), np.int32)]
-    return None
+    # looked up by type: PyAV 18 iterates the container's keys (types), older PyAV its SideData items
+    side = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+    return None if side is None else [int(v) for v in np.frombuffer(bytes(side), np.int32)]
 
 
 def check_output(path: str, overwrite: bool) -> str:
